@@ -1,0 +1,249 @@
+"""Fused, in-place optimizer update kernels.
+
+Every algorithm is one pass over memory per step: each element of the parameter, its gradient
+and its state is read once and written once, with no temporaries of parameter size.
+
+Calling convention (shared by every ``*_serial`` / ``*_parallel`` pair)
+------------------------------------------------------------------------
+``kernel(work, param_addresses, grad_addresses, state, hyper, steps)``
+
+work : int64 (n_items, 5)
+    One row per contiguous chunk to update: ``array, start, stop, column, group``. Elements
+    ``[start, stop)`` of array ``array`` map to state columns ``[column, column + stop - start)``
+    and use hyperparameter row ``group``. Large arrays are split into several chunks so the
+    parallel kernels can share them among threads.
+param_addresses, grad_addresses : intp (n_arrays,)
+    Data addresses of the C-contiguous parameter and gradient arrays (see ``_pointers``).
+state : float32 or float64 (n_state, total_elements)
+    The optimizer state of all arrays, one row per state buffer, arrays side by side; its dtype
+    is the dtype of every parameter and gradient of the call.
+hyper : float64 (n_groups, n_hyper)
+    One row of hyperparameters per parameter group, in the order documented per algorithm.
+    Scalars are computed in float64 (as Python floats are in PyTorch) and cast to the array
+    dtype inside the kernel.
+steps : int64 (n_arrays,)
+    The step number ``t`` of each array, already incremented for this step (1 on the first).
+
+``*_serial`` runs on the calling thread; ``*_parallel`` spreads the chunks over Numba's threads.
+Both give bitwise identical results: each element's update is independent of the others.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._config import INLINE, PARALLEL, SERIAL
+from ._pointers import view
+
+
+@njit(**INLINE)
+def _chunk(k, work, param_addresses, grad_addresses, state):
+    """Views of chunk ``k``: (param, grad, state column, array index, group index)."""
+    array, start, stop = work[k, 0], work[k, 1], work[k, 2]
+    param = view(param_addresses[array], start, stop, state)
+    grad = view(grad_addresses[array], start, stop, state)
+    return param, grad, work[k, 3], array, work[k, 4]
+
+
+# --------------------------------------------------------------------------------------------
+# SGD
+# hyper row: lr, momentum, dampening, weight_decay, nesterov, maximize
+# state rows: momentum_buffer
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _sgd_chunk(param, grad, state, column, hp, step):
+    """SGD with momentum, dampening and Nesterov, as ``torch.optim.SGD``.
+
+    g = -grad if maximize else grad;  g += weight_decay * p
+    b = g on the first step, else b = momentum * b + (1 - dampening) * g
+    g = g + momentum * b if nesterov else b      (only when momentum != 0)
+    p = p - lr * g
+    """
+    t = param.dtype.type
+    lr, momentum, weight_decay = t(hp[0]), t(hp[1]), t(hp[3])
+    one_minus_dampening = t(1.0 - hp[2])
+    nesterov = hp[4] != 0.0
+    sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
+    first = step == 1
+    buf = state[0]
+    for j in range(param.size):
+        g = sign * grad[j]
+        if weight_decay != 0:
+            g = g + weight_decay * param[j]
+        if momentum != 0:
+            b = g if first else momentum * buf[column + j] + one_minus_dampening * g
+            buf[column + j] = b
+            g = g + momentum * b if nesterov else b
+        param[j] = param[j] - lr * g
+
+
+@njit(**SERIAL)
+def sgd_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _sgd_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def sgd_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _sgd_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# Adagrad
+# hyper row: lr, lr_decay, weight_decay, eps, maximize
+# state rows: sum
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _adagrad_chunk(param, grad, state, column, hp, step):
+    """Adagrad, as ``torch.optim.Adagrad``.
+
+    clr = lr / (1 + (t - 1) * lr_decay)
+    g = -grad if maximize else grad;  g += weight_decay * p
+    s = s + g * g
+    p = p - clr * g / (sqrt(s) + eps)
+    """
+    t = param.dtype.type
+    clr = t(hp[0] / (1.0 + (step - 1) * hp[1]))
+    weight_decay, eps = t(hp[2]), t(hp[3])
+    sign = t(-1.0) if hp[4] != 0.0 else t(1.0)
+    total = state[0]
+    for j in range(param.size):
+        g = sign * grad[j]
+        if weight_decay != 0:
+            g = g + weight_decay * param[j]
+        s = total[column + j] + g * g
+        total[column + j] = s
+        param[j] = param[j] - clr * g / (np.sqrt(s) + eps)
+
+
+@njit(**SERIAL)
+def adagrad_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adagrad_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def adagrad_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adagrad_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# RMSprop
+# hyper row: lr, alpha, eps, weight_decay, momentum, centered, maximize
+# state rows: square_avg, momentum_buffer, grad_avg
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _rmsprop_chunk(param, grad, state, column, hp, step):
+    """RMSprop, optionally centered and with momentum, as ``torch.optim.RMSprop``.
+
+    g = -grad if maximize else grad;  g += weight_decay * p
+    v = alpha * v + (1 - alpha) * g * g
+    centered:  a = alpha * a + (1 - alpha) * g;  d = sqrt(v - a * a) + eps
+    otherwise: d = sqrt(v) + eps
+    momentum > 0: b = momentum * b + g / d;  p = p - lr * b
+    otherwise:    p = p - lr * g / d
+    """
+    t = param.dtype.type
+    lr, alpha, eps, weight_decay, momentum = t(hp[0]), t(hp[1]), t(hp[2]), t(hp[3]), t(hp[4])
+    one_minus_alpha = t(1.0 - hp[1])
+    centered = hp[5] != 0.0
+    sign = t(-1.0) if hp[6] != 0.0 else t(1.0)
+    square_avg, buf, grad_avg = state[0], state[1], state[2]
+    for j in range(param.size):
+        c = column + j
+        g = sign * grad[j]
+        if weight_decay != 0:
+            g = g + weight_decay * param[j]
+        v = alpha * square_avg[c] + one_minus_alpha * g * g
+        square_avg[c] = v
+        if centered:
+            a = alpha * grad_avg[c] + one_minus_alpha * g
+            grad_avg[c] = a
+            denom = np.sqrt(v - a * a) + eps
+        else:
+            denom = np.sqrt(v) + eps
+        if momentum > 0:
+            b = momentum * buf[c] + g / denom
+            buf[c] = b
+            param[j] = param[j] - lr * b
+        else:
+            param[j] = param[j] - lr * g / denom
+
+
+@njit(**SERIAL)
+def rmsprop_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _rmsprop_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def rmsprop_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _rmsprop_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# Adam and AdamW
+# hyper row: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay
+# state rows: exp_avg, exp_avg_sq, max_exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _adam_chunk(param, grad, state, column, hp, step):
+    """Adam / AMSGrad, with L2 (Adam) or decoupled (AdamW) weight decay, as ``torch.optim``.
+
+    g = -grad if maximize else grad
+    decoupled: p = p * (1 - lr * weight_decay);  otherwise g += weight_decay * p
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    amsgrad: v_max = max(v_max, v) and v_max replaces v below
+    p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    amsgrad, decoupled = hp[5] != 0.0, hp[7] != 0.0
+    sign = t(-1.0) if hp[6] != 0.0 else t(1.0)
+    step_size = t(lr / (1.0 - beta1**step))
+    bias_correction2_sqrt = t(np.sqrt(1.0 - beta2**step))
+    decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
+    l2 = t(0.0) if decoupled else t(weight_decay)
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    eps = t(eps)
+    exp_avg, exp_avg_sq, max_exp_avg_sq = state[0], state[1], state[2]
+    for j in range(param.size):
+        c = column + j
+        g = sign * grad[j]
+        p = param[j]
+        if decoupled:
+            p = p * decay
+        elif l2 != 0:
+            g = g + l2 * p
+        m = b1 * exp_avg[c] + one_minus_b1 * g
+        v = b2 * exp_avg_sq[c] + one_minus_b2 * g * g
+        exp_avg[c] = m
+        exp_avg_sq[c] = v
+        if amsgrad:
+            v = np.maximum(max_exp_avg_sq[c], v)
+            max_exp_avg_sq[c] = v
+        param[j] = p - step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps)
+
+
+@njit(**SERIAL)
+def adam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adam_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def adam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adam_chunk(param, grad, state, column, hyper[group], steps[array])

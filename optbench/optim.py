@@ -1,0 +1,676 @@
+"""Optimizers with the names, options, defaults and semantics of ``torch.optim``, for NumPy arrays.
+
+::
+
+    opt = optim.Adam(params, lr=1e-3)
+    opt.step(grads)            # one fused kernel call updates every array in place
+    sd = opt.state_dict()      # plain dict of arrays and numbers
+    opt.load_state_dict(sd)    # exact round trip
+
+``params`` is a list of float32/float64 C-contiguous writeable arrays, or a list of parameter
+groups (dicts with ``"params"`` and per-group options) as in torch. Options are validated at
+construction and again at every step (a schedule may change ``param_groups[i]["lr"]``), and
+``step`` checks every gradient, before any array is touched.
+
+The optimizer keeps the state of all arrays of one dtype side by side in one table (one row per
+state buffer), and steps all of them with one compiled call: the Python cost of a step is a
+handful of checks per array, whatever the arrays' sizes.
+"""
+
+import itertools
+import math
+import numbers
+import operator
+from types import MappingProxyType
+
+import numba
+import numpy as np
+
+from .kernels import optimizers as kernels
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Elements per work chunk: small enough that two threads share a 1e5-element model evenly,
+# large enough that per-chunk scalar set-up is negligible.
+CHUNK_ELEMENTS = 1 << 15
+# Below this many elements of one dtype a step runs on the calling thread: waking the thread
+# pool costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers: each reads one option of a group and raises naming it
+# --------------------------------------------------------------------------------------------
+def _real(group, name, low=0.0, high=math.inf, *, high_open=False):
+    value = group[name]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    in_range = low <= value < high if high_open else low <= value <= high
+    if not (math.isfinite(value) and in_range):
+        if math.isinf(high):
+            allowed = f">= {low}"
+        else:
+            allowed = f"in [{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    return value
+
+
+def _flag(group, name):
+    value = group[name]
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return float(value)
+
+
+def _betas(group, name="betas"):
+    value = group[name]
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"{name} must be a pair (beta1, beta2), got {value!r}")
+    pair = {f"{name}[0]": value[0], f"{name}[1]": value[1]}
+    return tuple(_real(pair, key, 0.0, 1.0, high_open=True) for key in pair)
+
+
+class _Bucket:
+    """All parameters of one dtype: their addresses, state table, step counts and work chunks."""
+
+    def __init__(self, optimizer, indices):
+        params = [optimizer._params[i] for i in indices]
+        self.indices = indices
+        self.dtype = params[0].dtype
+        sizes = np.array([p.size for p in params], np.int64)
+        self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+        self.size = int(self.offsets[-1])
+        self.state = np.zeros((len(optimizer._state_names), self.size), self.dtype)
+        self.steps = np.zeros(len(params), np.int64)
+        self.param_addresses = np.array([p.ctypes.data for p in params], np.intp)
+        self.grad_addresses = np.zeros(len(params), np.intp)
+        self.grads = None
+        rows = []
+        for local, (index, size) in enumerate(zip(indices, sizes, strict=True)):
+            group = optimizer._group_of[index]
+            for start in range(0, int(size), CHUNK_ELEMENTS):
+                stop = min(start + CHUNK_ELEMENTS, int(size))
+                rows.append((local, start, stop, self.offsets[local] + start, group))
+        self.work = np.array(rows, np.int64).reshape(-1, 5)
+
+    def columns(self, local):
+        return slice(int(self.offsets[local]), int(self.offsets[local + 1]))
+
+    def take_grads(self, grads):
+        """Point the kernel at this step's gradients (addresses are reused for the same arrays)."""
+        mine = [grads[i] for i in self.indices]
+        if self.grads is None or not all(map(operator.is_, mine, self.grads)):
+            self.grad_addresses[:] = [g.ctypes.data for g in mine]
+            self.grads = mine
+
+
+class Optimizer:
+    """Base class: parameter groups, validation, fused dispatch and state round trip.
+
+    Subclasses set ``_state_names`` (rows of the state table, named as in torch), ``_kernels``
+    (the serial and parallel kernel) and implement ``_hyper_row(group)``, which validates a
+    group's options and returns them in the kernel's order, and ``_state_in_use(group)``.
+    """
+
+    _state_names: tuple[str, ...] = ()
+    _state_initial_values = MappingProxyType({})
+    _kernels: tuple = ()
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = [
+            self._new_group(group, i) for i, group in enumerate(self._split_groups(params))
+        ]
+        self._params = tuple(p for group in self.param_groups for p in group["params"])
+        self._group_of = [i for i, group in enumerate(self.param_groups) for _ in group["params"]]
+        _check_params(self._params)
+        self._hyper_table()
+        by_dtype = {}
+        for index, param in enumerate(self._params):
+            by_dtype.setdefault(param.dtype, []).append(index)
+        self._buckets = [_Bucket(self, indices) for indices in by_dtype.values()]
+        self._reset_state()
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            options = ", ".join(f"{k}={v!r}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} arrays, {options}")
+        return "\n".join([*lines, ")"])
+
+    # ---------------------------------------------------------------- construction
+    @staticmethod
+    def _split_groups(params):
+        if isinstance(params, np.ndarray | dict):
+            raise TypeError(
+                "params must be a list of arrays or of parameter-group dicts, "
+                f"got a single {type(params).__name__}"
+            )
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(
+                f"params must be a list of arrays or of parameter-group dicts, "
+                f"got {type(params).__name__}"
+            ) from None
+        if not params:
+            raise ValueError("params is empty: the optimizer needs at least one array")
+        if all(isinstance(p, dict) for p in params):
+            return params
+        if any(isinstance(p, dict) for p in params):
+            raise TypeError("params mixes arrays and parameter-group dicts")
+        return [{"params": params}]
+
+    def _new_group(self, group, index):
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(
+                f"param_groups[{index}] has unknown options {sorted(unknown)}; "
+                f"{type(self).__name__} takes {sorted(self.defaults)}"
+            )
+        if "params" not in group:
+            raise ValueError(f"param_groups[{index}] has no 'params' entry")
+        arrays = group["params"]
+        arrays = [arrays] if isinstance(arrays, np.ndarray) else list(arrays)
+        if not arrays:
+            raise ValueError(f"param_groups[{index}]['params'] is empty")
+        return {**self.defaults, **group, "params": arrays}
+
+    # ---------------------------------------------------------------- subclass hooks
+    def _hyper_row(self, group):
+        raise NotImplementedError
+
+    def _state_in_use(self, group):
+        return self._state_names
+
+    # ---------------------------------------------------------------- hot path
+    def _hyper_table(self, groups=None):
+        """Validate every group's options; return them as the kernels' float64 table."""
+        groups = self.param_groups if groups is None else groups
+        rows = []
+        for i, group in enumerate(groups):
+            try:
+                rows.append(self._hyper_row(group))
+            except (TypeError, ValueError) as error:
+                if len(groups) == 1:
+                    raise
+                raise type(error)(f"param_groups[{i}]: {error}") from None
+        return np.array(rows, np.float64)
+
+    def _checked_grads(self, grads):
+        if not isinstance(grads, list | tuple):
+            raise TypeError(f"grads must be a list of arrays, got {type(grads).__name__}")
+        if len(grads) != len(self._params):
+            raise ValueError(
+                f"grads has {len(grads)} arrays but the optimizer has {len(self._params)} params"
+            )
+        for i, (grad, param) in enumerate(zip(grads, self._params, strict=True)):
+            if not (
+                isinstance(grad, np.ndarray)
+                and grad.dtype == param.dtype
+                and grad.shape == param.shape
+                and grad.flags.c_contiguous
+                and param.flags.writeable
+            ):
+                _raise_for_grad(i, grad, param)
+        return grads
+
+    def step(self, grads):
+        """Update every parameter in place from ``grads`` (one array per parameter, same order).
+
+        Raises ``TypeError``/``ValueError`` naming the offending argument, before any array is
+        modified, for a wrong number of gradients, a non-array, a dtype or shape that differs
+        from the parameter's, a non-C-contiguous gradient, a read-only parameter, or an option
+        of ``param_groups`` changed to an invalid value.
+        """
+        grads = self._checked_grads(grads)
+        hyper = self._hyper_table()
+        serial, parallel = self._kernels
+        for bucket in self._buckets:
+            bucket.take_grads(grads)
+        for bucket in self._buckets:
+            bucket.steps += 1
+            if not bucket.work.shape[0]:
+                continue
+            use_parallel = bucket.size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
+            kernel = parallel if use_parallel else serial
+            kernel(
+                bucket.work,
+                bucket.param_addresses,
+                bucket.grad_addresses,
+                bucket.state,
+                hyper,
+                bucket.steps,
+            )
+
+    # ---------------------------------------------------------------- state
+    def _reset_state(self):
+        for bucket in self._buckets:
+            bucket.state[:] = 0
+            bucket.steps[:] = 0
+            for name, option in self._state_initial_values.items():
+                row = self._state_names.index(name)
+                for local, index in enumerate(bucket.indices):
+                    group = self.param_groups[self._group_of[index]]
+                    bucket.state[row, bucket.columns(local)] = group[option]
+
+    def _locate(self):
+        """Yield (index, param, group, bucket, local position) for every parameter."""
+        for bucket in self._buckets:
+            for local, index in enumerate(bucket.indices):
+                yield index, self._params[index], self._group_of[index], bucket, local
+
+    def state_dict(self):
+        """A plain dict: ``{"state": {i: {"step": int, name: array}}, "param_groups": [...]}``.
+
+        Parameters are numbered in the order of ``param_groups``; arrays are copies shaped like
+        their parameter; only the buffers the options use are listed (as in torch).
+        """
+        state = {}
+        for index, param, group, bucket, local in self._locate():
+            entry = {"step": int(bucket.steps[local])}
+            for name in self._state_in_use(self.param_groups[group]):
+                row = self._state_names.index(name)
+                entry[name] = bucket.state[row, bucket.columns(local)].reshape(param.shape).copy()
+            state[index] = entry
+        groups, first = [], 0
+        for group in self.param_groups:
+            options = {k: v for k, v in group.items() if k != "params"}
+            count = len(group["params"])
+            groups.append({**options, "params": list(range(first, first + count))})
+            first += count
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore options and state saved by :meth:`state_dict`; later steps are bit-identical.
+
+        The saved groups must hold as many arrays as this optimizer's, with the same shapes.
+        Everything is validated before anything changes. Buffers absent from the saved state
+        start from their initial value.
+        """
+        saved_groups, saved_state = _unpack_state_dict(state_dict, self.param_groups)
+        new_groups = [
+            self._new_group({**saved, "params": mine["params"]}, i)
+            for i, (saved, mine) in enumerate(zip(saved_groups, self.param_groups, strict=True))
+        ]
+        self._hyper_table(new_groups)
+        restored = []
+        for index, param, _group, bucket, local in self._locate():
+            entry = saved_state.get(index, {})
+            step = entry.get("step", 0)
+            if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+                raise ValueError(f"state[{index}]['step'] must be an integer >= 0, got {step!r}")
+            for name, value in entry.items():
+                if name == "step":
+                    continue
+                if name not in self._state_names:
+                    raise ValueError(
+                        f"state[{index}] has unknown buffer {name!r}; "
+                        f"{type(self).__name__} keeps {list(self._state_names)}"
+                    )
+                value = np.asarray(value)
+                if value.shape != param.shape:
+                    raise ValueError(
+                        f"state[{index}][{name!r}] has shape {value.shape}, "
+                        f"params[{index}] has shape {param.shape}"
+                    )
+            restored.append((entry, int(step), bucket, local))
+        self.param_groups = new_groups
+        self._reset_state()
+        for entry, step, bucket, local in restored:
+            bucket.steps[local] = step
+            for name, value in entry.items():
+                if name != "step":
+                    row = self._state_names.index(name)
+                    bucket.state[row, bucket.columns(local)] = np.asarray(value).reshape(-1)
+
+
+def _unpack_state_dict(state_dict, param_groups):
+    if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+        raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
+    saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+    if len(saved_groups) != len(param_groups):
+        raise ValueError(
+            f"state_dict has {len(saved_groups)} param groups, the optimizer has "
+            f"{len(param_groups)}"
+        )
+    for i, (saved, mine) in enumerate(zip(saved_groups, param_groups, strict=True)):
+        if len(saved.get("params", ())) != len(mine["params"]):
+            raise ValueError(
+                f"state_dict param_groups[{i}] has {len(saved.get('params', ()))} arrays, "
+                f"the optimizer's has {len(mine['params'])}"
+            )
+    return saved_groups, saved_state
+
+
+def _raise_for_grad(i, grad, param):
+    if not isinstance(grad, np.ndarray):
+        raise TypeError(f"grads[{i}] must be a numpy.ndarray, got {type(grad).__name__}")
+    if grad.dtype != param.dtype:
+        raise TypeError(f"grads[{i}] has dtype {grad.dtype}, params[{i}] has {param.dtype}")
+    if grad.shape != param.shape:
+        raise ValueError(f"grads[{i}] has shape {grad.shape}, params[{i}] has {param.shape}")
+    if not grad.flags.c_contiguous:
+        raise ValueError(f"grads[{i}] is not C-contiguous (use numpy.ascontiguousarray)")
+    raise ValueError(f"params[{i}] is read-only")
+
+
+def _check_params(params):
+    """Every parameter: a writeable C-contiguous float32/float64 array, none sharing memory."""
+    for i, param in enumerate(params):
+        if not isinstance(param, np.ndarray):
+            raise TypeError(f"params[{i}] must be a numpy.ndarray, got {type(param).__name__}")
+        if param.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"params[{i}] has dtype {param.dtype}; use float32 or float64")
+        if not param.flags.c_contiguous:
+            raise ValueError(f"params[{i}] is not C-contiguous")
+        if not param.flags.writeable:
+            raise ValueError(f"params[{i}] is read-only")
+    spans = sorted(
+        (p.ctypes.data, p.ctypes.data + p.nbytes, i) for i, p in enumerate(params) if p.size
+    )
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
+        if start < end:
+            raise ValueError(
+                f"params[{max(first, second)}] shares memory with params[{min(first, second)}]: "
+                "each array may be optimized once"
+            )
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    .. math::
+        g_t &= \pm\nabla_t + \lambda p_{t-1} \\
+        b_t &= \mu b_{t-1} + (1 - \tau) g_t \quad (b_1 = g_1) \\
+        p_t &= p_{t-1} - \gamma\,(g_t + \mu b_t \text{ if nesterov else } b_t)
+
+    Without momentum (``mu = 0``) the step is ``p -= lr * g``. ``dampening = momentum`` gives
+    the exponential moving average ``b = rho b + (1 - rho) g`` of the lecture notes (from step 2;
+    torch starts the buffer at ``b_1 = g_1``).
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-3)
+    momentum : float, >= 0 (default 0)
+    dampening : float in [0, 1] (default 0)
+    weight_decay : float, >= 0 (default 0): L2 penalty added to the gradient
+    nesterov : bool (default False): needs momentum > 0 and dampening = 0
+    maximize : bool (default False): ascend instead of descend
+    """
+
+    _state_names = ("momentum_buffer",)
+    _kernels = (kernels.sgd_serial, kernels.sgd_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "momentum": momentum,
+                "dampening": dampening,
+                "weight_decay": weight_decay,
+                "nesterov": nesterov,
+                "maximize": maximize,
+            },
+        )
+
+    def _hyper_row(self, group):
+        row = (
+            _real(group, "lr"),
+            _real(group, "momentum"),
+            _real(group, "dampening", 0.0, 1.0),
+            _real(group, "weight_decay"),
+            _flag(group, "nesterov"),
+            _flag(group, "maximize"),
+        )
+        if row[4] and (row[1] <= 0 or row[2] != 0):
+            raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
+        return row
+
+    def _state_in_use(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi et al. 2011), as ``torch.optim.Adagrad``.
+
+    .. math::
+        \tilde\gamma_t = \gamma / (1 + (t - 1)\eta), \quad
+        s_t = s_{t-1} + g_t^2, \quad
+        p_t = p_{t-1} - \tilde\gamma_t\, g_t / (\sqrt{s_t} + \epsilon)
+
+    with ``g_t`` the (sign-flipped if ``maximize``) gradient plus ``weight_decay * p``.
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-2)
+    lr_decay : float, >= 0 (default 0)
+    weight_decay : float, >= 0 (default 0)
+    initial_accumulator_value : float, >= 0 (default 0): ``s_0``
+    eps : float, >= 0 (default 1e-10)
+    maximize : bool (default False)
+    """
+
+    _state_names = ("sum",)
+    _state_initial_values = MappingProxyType({"sum": "initial_accumulator_value"})
+    _kernels = (kernels.adagrad_serial, kernels.adagrad_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        lr_decay=0.0,
+        weight_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "lr_decay": lr_decay,
+                "weight_decay": weight_decay,
+                "initial_accumulator_value": initial_accumulator_value,
+                "eps": eps,
+                "maximize": maximize,
+            },
+        )
+
+    def _hyper_row(self, group):
+        _real(group, "initial_accumulator_value")
+        return (
+            _real(group, "lr"),
+            _real(group, "lr_decay"),
+            _real(group, "weight_decay"),
+            _real(group, "eps"),
+            _flag(group, "maximize"),
+        )
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop (Hinton 2012), optionally centered (Graves 2013), as ``torch.optim.RMSprop``.
+
+    .. math::
+        v_t &= \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+        \bar g_t &= \alpha \bar g_{t-1} + (1 - \alpha) g_t \quad \text{(centered)} \\
+        d_t &= \sqrt{v_t - \bar g_t^2} + \epsilon \text{ (centered) or } \sqrt{v_t} + \epsilon \\
+        b_t &= \mu b_{t-1} + g_t / d_t, \quad p_t = p_{t-1} - \gamma b_t \quad (\mu > 0) \\
+        p_t &= p_{t-1} - \gamma g_t / d_t \quad (\mu = 0)
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-2)
+    alpha : float in [0, 1] (default 0.99): decay of the squared-gradient average
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0 (default 0)
+    momentum : float, >= 0 (default 0)
+    centered : bool (default False)
+    maximize : bool (default False)
+    """
+
+    _state_names = ("square_avg", "momentum_buffer", "grad_avg")
+    _kernels = (kernels.rmsprop_serial, kernels.rmsprop_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "alpha": alpha,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "momentum": momentum,
+                "centered": centered,
+                "maximize": maximize,
+            },
+        )
+
+    def _hyper_row(self, group):
+        return (
+            _real(group, "lr"),
+            _real(group, "alpha", 0.0, 1.0),
+            _real(group, "eps"),
+            _real(group, "weight_decay"),
+            _real(group, "momentum"),
+            _flag(group, "centered"),
+            _flag(group, "maximize"),
+        )
+
+    def _state_in_use(self, group):
+        names = ["square_avg"]
+        if group["momentum"] > 0:
+            names.append("momentum_buffer")
+        if group["centered"]:
+            names.append("grad_avg")
+        return tuple(names)
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba 2015) and AMSGrad (Reddi et al. 2018), as ``torch.optim.Adam``.
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2
+            \quad (\text{amsgrad: } v_t \leftarrow \max(v^{\max}_{t-1}, v_t)) \\
+        p_t &= p_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    ``weight_decay`` adds ``lambda p`` to the gradient, or with ``decoupled_weight_decay``
+    multiplies ``p`` by ``1 - gamma lambda`` before the update (AdamW).
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-3)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.999))
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0 (default 0)
+    amsgrad : bool (default False)
+    maximize : bool (default False)
+    decoupled_weight_decay : bool (default False)
+    """
+
+    _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _kernels = (kernels.adam_serial, kernels.adam_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        maximize=False,
+        decoupled_weight_decay=False,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "amsgrad": amsgrad,
+                "maximize": maximize,
+                "decoupled_weight_decay": decoupled_weight_decay,
+            },
+        )
+
+    def _hyper_row(self, group):
+        return (
+            _real(group, "lr"),
+            *_betas(group),
+            _real(group, "eps"),
+            _real(group, "weight_decay"),
+            _flag(group, "amsgrad"),
+            _flag(group, "maximize"),
+            _flag(group, "decoupled_weight_decay"),
+        )
+
+    def _state_in_use(self, group):
+        if group["amsgrad"]:
+            return self._state_names
+        return ("exp_avg", "exp_avg_sq")
+
+
+class AdamW(Adam):
+    r"""AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay, as torch's AdamW.
+
+    Each step first shrinks the parameters, ``p <- p (1 - gamma lambda)``, then applies the
+    Adam update without any L2 term in the gradient. Options as :class:`Adam`, with
+    ``weight_decay`` defaulting to 1e-2.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
+
+    def _hyper_row(self, group):
+        row = super()._hyper_row(group)
+        if not row[-1]:
+            raise ValueError("AdamW always decouples weight decay: decoupled_weight_decay=True")
+        return row

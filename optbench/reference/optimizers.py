@@ -1,0 +1,133 @@
+"""Reference optimizer updates: the ``torch.optim`` pseudo-code, one NumPy line per line.
+
+Each function performs step ``step`` (1 on the first call) of one algorithm on one parameter
+array, in place, with ``state`` a dict of NumPy arrays named as in ``torch.optim`` (created on
+the first step). Scalars are Python floats, so under NumPy's promotion rules a float32 array
+stays float32 and every scalar is rounded to float32 before use, as in the kernels.
+"""
+
+import numpy as np
+
+
+def _signed(grad, maximize):
+    return -grad if maximize else grad.copy()
+
+
+def sgd(param, grad, state, step, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """SGD: ``b_t = mu b_{t-1} + (1 - tau) g_t`` (``b_1 = g_1``), ``p -= lr * b_t``.
+
+    With ``nesterov`` the step direction is ``g_t + mu b_t``; with ``weight_decay`` the gradient
+    gains ``weight_decay * p``.
+    """
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    if momentum != 0:
+        if step == 1:
+            state["momentum_buffer"] = g.copy()
+        else:
+            state["momentum_buffer"] = momentum * state["momentum_buffer"] + (1.0 - dampening) * g
+        buf = state["momentum_buffer"]
+        g = g + momentum * buf if nesterov else buf
+    param -= lr * g
+
+
+def adagrad(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    lr_decay,
+    weight_decay,
+    initial_accumulator_value,
+    eps,
+    maximize,
+):
+    """Adagrad: ``s_t = s_{t-1} + g_t^2``, ``p -= clr_t * g_t / (sqrt(s_t) + eps)``.
+
+    ``clr_t = lr / (1 + (t - 1) lr_decay)``.
+    """
+    if step == 1:
+        state["sum"] = np.full_like(param, initial_accumulator_value)
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    state["sum"] = state["sum"] + g * g
+    param -= clr * g / (np.sqrt(state["sum"]) + eps)
+
+
+def rmsprop(
+    param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
+):
+    """RMSprop: ``v_t = alpha v_{t-1} + (1 - alpha) g_t^2``, ``p -= lr * g_t / (sqrt(v_t) + eps)``.
+
+    ``centered`` subtracts the square of ``a_t = alpha a_{t-1} + (1 - alpha) g_t`` from ``v_t``
+    under the root; ``momentum`` accumulates ``b_t = mu b_{t-1} + g_t / denom`` and steps by it.
+    """
+    if step == 1:
+        state["square_avg"] = np.zeros_like(param)
+        if momentum > 0:
+            state["momentum_buffer"] = np.zeros_like(param)
+        if centered:
+            state["grad_avg"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    state["square_avg"] = alpha * state["square_avg"] + (1.0 - alpha) * g * g
+    if centered:
+        state["grad_avg"] = alpha * state["grad_avg"] + (1.0 - alpha) * g
+        avg = state["square_avg"] - state["grad_avg"] * state["grad_avg"]
+        denom = np.sqrt(avg) + eps
+    else:
+        denom = np.sqrt(state["square_avg"]) + eps
+    if momentum > 0:
+        state["momentum_buffer"] = momentum * state["momentum_buffer"] + g / denom
+        param -= lr * state["momentum_buffer"]
+    else:
+        param -= lr * g / denom
+
+
+def adam(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    betas,
+    eps,
+    weight_decay,
+    amsgrad,
+    maximize,
+    decoupled_weight_decay=False,
+):
+    """Adam (Kingma & Ba 2015) with L2 or decoupled (AdamW, Loshchilov & Hutter 2019) decay.
+
+    L2: ``g += weight_decay * p``; decoupled: ``p *= 1 - lr * weight_decay`` first. Then
+    ``m_t = b1 m + (1 - b1) g``, ``v_t = b2 v + (1 - b2) g^2`` (AMSGrad: ``v_max = max(v_max,
+    v_t)`` replaces ``v_t`` below), ``p -= lr / (1 - b1^t) * m_t / (sqrt(v_t) / sqrt(1 - b2^t)
+    + eps)``.
+    """
+    beta1, beta2 = betas
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if decoupled_weight_decay:
+        param *= 1.0 - lr * weight_decay
+    elif weight_decay != 0:
+        g = g + weight_decay * param
+    state["exp_avg"] = beta1 * state["exp_avg"] + (1.0 - beta1) * g
+    state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1.0 - beta2) * g * g
+    v = state["exp_avg_sq"]
+    if amsgrad:
+        state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
+        v = state["max_exp_avg_sq"]
+    step_size = lr / (1.0 - beta1**step)
+    bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
+    param -= step_size * state["exp_avg"] / (np.sqrt(v) / bias_correction2_sqrt + eps)

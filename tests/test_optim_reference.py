@@ -1,0 +1,129 @@
+"""Every optimizer, every variant, both dtypes: the fused kernels against the NumPy oracle."""
+
+import numpy as np
+import pytest
+from optim_helpers import DTYPES, assert_close, group_options, make_grads, make_params
+
+from optbench import optim, registry
+
+STEPS = 60
+
+CASES = [
+    pytest.param(info, variant, id=f"{info.name}-{i}")
+    for info in registry.OPTIMIZERS
+    for i, variant in enumerate(info.variants)
+]
+
+
+def run_side_by_side(info, opt, params, rng, steps, grad_source=make_grads):
+    """Step ``opt`` and the reference together, checking params and state after every step."""
+    reference_params = [p.copy() for p in params]
+    reference_states = [{} for _ in params]
+    groups = [g for g in opt.param_groups for _ in g["params"]]
+    for step in range(1, steps + 1):
+        grads = grad_source(rng, params)
+        opt.step(grads)
+        state = opt.state_dict()["state"]
+        for i, (param, grad) in enumerate(zip(reference_params, grads, strict=True)):
+            info.reference(param, grad, reference_states[i], step, **group_options(groups[i]))
+            dtype = params[i].dtype.type
+            assert_close(params[i], param, dtype, f"step {step} params[{i}]")
+            for name, value in reference_states[i].items():
+                assert_close(state[i][name], value, dtype, f"step {step} state[{i}][{name}]")
+            assert set(state[i]) == {"step", *reference_states[i]}
+            assert state[i]["step"] == step
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("info", "variant"), CASES)
+def test_matches_reference(info, variant, dtype, rng):
+    params = make_params(rng, dtype)
+    run_side_by_side(info, info.make(params, **variant), params, rng, STEPS)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+def test_param_groups_with_different_options(info, dtype, rng):
+    params = make_params(rng, dtype)
+    groups = [
+        {"params": params[:2], **info.variants[-1]},
+        {"params": params[2:], "lr": 10 * info.lr},
+    ]
+    run_side_by_side(info, info.make(groups), params, rng, 20)
+
+
+@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+def test_lr_changed_between_steps(info, rng):
+    params = make_params(rng, np.float64)
+    opt = info.make(params)
+    reference_params = [p.copy() for p in params]
+    states = [{} for _ in params]
+    for step in range(1, 11):
+        opt.param_groups[0]["lr"] = info.lr * 0.8**step
+        grads = make_grads(rng, params)
+        opt.step(grads)
+        for p, g, s in zip(reference_params, grads, states, strict=True):
+            info.reference(p, g, s, step, **group_options(opt.param_groups[0]))
+    for actual, expected in zip(params, reference_params, strict=True):
+        assert_close(actual, expected, np.float64, "after 10 steps")
+
+
+def nonfinite_grads(rng, params):
+    grads = make_grads(rng, params)
+    flat = grads[0].reshape(-1)
+    flat[0], flat[1], flat[-1] = np.nan, np.inf, -np.inf
+    return grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+def test_nan_and_inf_propagate_like_the_reference(info, dtype, rng):
+    params = make_params(rng, dtype)
+    opt = info.make(params, **info.variants[-1])
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        run_side_by_side(info, opt, params, rng, 3, grad_source=nonfinite_grads)
+    assert np.isfinite(params[1]).all(), "a NaN in one array leaked into another"
+
+
+@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+def test_edge_hyperparameters(info, rng):
+    """lr = 0 leaves params unchanged (except decoupled decay, which is then 0 too)."""
+    params = make_params(rng, np.float64)
+    before = [p.copy() for p in params]
+    opt = info.make(params, lr=0.0)
+    for _ in range(3):
+        opt.step(make_grads(rng, params))
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+def test_maximize_equals_minimizing_the_negated_gradient(info, dtype, rng):
+    params = make_params(rng, dtype)
+    twins = [p.copy() for p in params]
+    up, down = info.make(params, maximize=True), info.make(twins)
+    for _ in range(5):
+        grads = make_grads(rng, params)
+        up.step(grads)
+        down.step([np.asarray(-g) for g in grads])
+    for a, b in zip(params, twins, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+def test_parallel_kernel_is_bitwise_equal_to_serial(info, rng, monkeypatch):
+    shapes = ((300, 7), (1000,), (5,))
+    params = make_params(rng, np.float32, shapes)
+    twins = [p.copy() for p in params]
+    serial = info.make(params, **info.variants[-1])
+    monkeypatch.setattr(optim, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(optim, "CHUNK_ELEMENTS", 64)
+    parallel = info.make(twins, **info.variants[-1])
+    assert parallel._buckets[0].work.shape[0] > 10
+    for _ in range(5):
+        grads = make_grads(rng, params)
+        serial.step(grads)
+        parallel.step(grads)
+    for a, b in zip(params, twins, strict=True):
+        np.testing.assert_array_equal(a, b)
