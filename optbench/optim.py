@@ -118,6 +118,7 @@ class Optimizer:
     _kernels: tuple = ()
 
     def __init__(self, params, defaults):
+        self._cached_options = self._cached_hyper = None
         self.defaults = dict(defaults)
         self.param_groups = [
             self._new_group(group, i) for i, group in enumerate(self._split_groups(params))
@@ -186,8 +187,20 @@ class Optimizer:
 
     # ---------------------------------------------------------------- hot path
     def _hyper_table(self, groups=None):
-        """Validate every group's options; return them as the kernels' float64 table."""
-        groups = self.param_groups if groups is None else groups
+        """Validate every group's options; return them as the kernels' float64 table.
+
+        The table of the optimizer's own groups is cached while their option values stay the
+        same (compared by value, so an in-place change of ``param_groups`` is seen).
+        """
+        own = groups is None
+        groups = self.param_groups if own else groups
+        if own:
+            options = [[v for k, v in g.items() if k != "params"] for g in groups]
+            try:
+                if options == self._cached_options:
+                    return self._cached_hyper
+            except (TypeError, ValueError):
+                pass  # an option was set to something without a plain == (an array, say)
         rows = []
         for i, group in enumerate(groups):
             try:
@@ -196,7 +209,10 @@ class Optimizer:
                 if len(groups) == 1:
                     raise
                 raise type(error)(f"param_groups[{i}]: {error}") from None
-        return np.array(rows, np.float64)
+        table = np.array(rows, np.float64)
+        if own:
+            self._cached_options, self._cached_hyper = options, table
+        return table
 
     def _checked_grads(self, grads):
         if not isinstance(grads, list | tuple):
@@ -230,8 +246,8 @@ class Optimizer:
         for bucket in self._buckets:
             bucket.take_grads(grads)
         for bucket in self._buckets:
-            bucket.steps += 1
-            if not bucket.work.shape[0]:
+            if bucket.work.shape[0] == 0:
+                bucket.steps += 1
                 continue
             use_parallel = bucket.size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
             kernel = parallel if use_parallel else serial

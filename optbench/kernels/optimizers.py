@@ -22,7 +22,8 @@ hyper : float64 (n_groups, n_hyper)
     Scalars are computed in float64 (as Python floats are in PyTorch) and cast to the array
     dtype inside the kernel.
 steps : int64 (n_arrays,)
-    The step number ``t`` of each array, already incremented for this step (1 on the first).
+    The step number of each array: the kernel adds 1 to each, then uses it as ``t`` (1 on the
+    first step).
 
 ``*_serial`` runs on the calling thread; ``*_parallel`` spreads the chunks over Numba's threads.
 Both give bitwise identical results: each element's update is independent of the others.
@@ -36,12 +37,28 @@ from ._pointers import view
 
 
 @njit(**INLINE)
+def _count_step(steps):
+    for array in range(steps.size):
+        steps[array] += 1
+
+
+@njit(**INLINE)
 def _chunk(k, work, param_addresses, grad_addresses, state):
     """Views of chunk ``k``: (param, grad, state column, array index, group index)."""
     array, start, stop = work[k, 0], work[k, 1], work[k, 2]
     param = view(param_addresses[array], start, stop, state)
     grad = view(grad_addresses[array], start, stop, state)
     return param, grad, work[k, 3], array, work[k, 4]
+
+
+@njit(**INLINE)
+def _state_row(state, row, column, size):
+    """Contiguous view of ``state[row, column:column + size]``.
+
+    A unit-stride view indexed from 0 lets LLVM vectorize the update loops; indexing the row at
+    ``column + j`` does not (the possibly negative index defeats it: measured 12x slower).
+    """
+    return view(state.ctypes.data + row * state.strides[0], column, column + size, state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,20 +81,21 @@ def _sgd_chunk(param, grad, state, column, hp, step):
     nesterov = hp[4] != 0.0
     sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
     first = step == 1
-    buf = state[0]
+    buf = _state_row(state, 0, column, param.size)
     for j in range(param.size):
         g = sign * grad[j]
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         if momentum != 0:
-            b = g if first else momentum * buf[column + j] + one_minus_dampening * g
-            buf[column + j] = b
+            b = g if first else momentum * buf[j] + one_minus_dampening * g
+            buf[j] = b
             g = g + momentum * b if nesterov else b
         param[j] = param[j] - lr * g
 
 
 @njit(**SERIAL)
 def sgd_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _sgd_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -85,6 +103,7 @@ def sgd_serial(work, param_addresses, grad_addresses, state, hyper, steps):
 
 @njit(**PARALLEL)
 def sgd_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _sgd_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -108,18 +127,19 @@ def _adagrad_chunk(param, grad, state, column, hp, step):
     clr = t(hp[0] / (1.0 + (step - 1) * hp[1]))
     weight_decay, eps = t(hp[2]), t(hp[3])
     sign = t(-1.0) if hp[4] != 0.0 else t(1.0)
-    total = state[0]
+    total = _state_row(state, 0, column, param.size)
     for j in range(param.size):
         g = sign * grad[j]
         if weight_decay != 0:
             g = g + weight_decay * param[j]
-        s = total[column + j] + g * g
-        total[column + j] = s
+        s = total[j] + g * g
+        total[j] = s
         param[j] = param[j] - clr * g / (np.sqrt(s) + eps)
 
 
 @njit(**SERIAL)
 def adagrad_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _adagrad_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -127,6 +147,7 @@ def adagrad_serial(work, param_addresses, grad_addresses, state, hyper, steps):
 
 @njit(**PARALLEL)
 def adagrad_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _adagrad_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -153,23 +174,24 @@ def _rmsprop_chunk(param, grad, state, column, hp, step):
     one_minus_alpha = t(1.0 - hp[1])
     centered = hp[5] != 0.0
     sign = t(-1.0) if hp[6] != 0.0 else t(1.0)
-    square_avg, buf, grad_avg = state[0], state[1], state[2]
+    square_avg = _state_row(state, 0, column, param.size)
+    buf = _state_row(state, 1, column, param.size)
+    grad_avg = _state_row(state, 2, column, param.size)
     for j in range(param.size):
-        c = column + j
         g = sign * grad[j]
         if weight_decay != 0:
             g = g + weight_decay * param[j]
-        v = alpha * square_avg[c] + one_minus_alpha * g * g
-        square_avg[c] = v
+        v = alpha * square_avg[j] + one_minus_alpha * g * g
+        square_avg[j] = v
         if centered:
-            a = alpha * grad_avg[c] + one_minus_alpha * g
-            grad_avg[c] = a
+            a = alpha * grad_avg[j] + one_minus_alpha * g
+            grad_avg[j] = a
             denom = np.sqrt(v - a * a) + eps
         else:
             denom = np.sqrt(v) + eps
         if momentum > 0:
-            b = momentum * buf[c] + g / denom
-            buf[c] = b
+            b = momentum * buf[j] + g / denom
+            buf[j] = b
             param[j] = param[j] - lr * b
         else:
             param[j] = param[j] - lr * g / denom
@@ -177,6 +199,7 @@ def _rmsprop_chunk(param, grad, state, column, hp, step):
 
 @njit(**SERIAL)
 def rmsprop_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _rmsprop_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -184,6 +207,7 @@ def rmsprop_serial(work, param_addresses, grad_addresses, state, hyper, steps):
 
 @njit(**PARALLEL)
 def rmsprop_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _rmsprop_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -216,27 +240,29 @@ def _adam_chunk(param, grad, state, column, hp, step):
     b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
     b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
     eps = t(eps)
-    exp_avg, exp_avg_sq, max_exp_avg_sq = state[0], state[1], state[2]
+    exp_avg = _state_row(state, 0, column, param.size)
+    exp_avg_sq = _state_row(state, 1, column, param.size)
+    max_exp_avg_sq = _state_row(state, 2, column, param.size)
     for j in range(param.size):
-        c = column + j
         g = sign * grad[j]
         p = param[j]
         if decoupled:
             p = p * decay
         elif l2 != 0:
             g = g + l2 * p
-        m = b1 * exp_avg[c] + one_minus_b1 * g
-        v = b2 * exp_avg_sq[c] + one_minus_b2 * g * g
-        exp_avg[c] = m
-        exp_avg_sq[c] = v
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        exp_avg[j] = m
+        exp_avg_sq[j] = v
         if amsgrad:
-            v = np.maximum(max_exp_avg_sq[c], v)
-            max_exp_avg_sq[c] = v
+            v = np.maximum(max_exp_avg_sq[j], v)
+            max_exp_avg_sq[j] = v
         param[j] = p - step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps)
 
 
 @njit(**SERIAL)
 def adam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _adam_chunk(param, grad, state, column, hyper[group], steps[array])
@@ -244,6 +270,7 @@ def adam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
 
 @njit(**PARALLEL)
 def adam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _adam_chunk(param, grad, state, column, hyper[group], steps[array])
