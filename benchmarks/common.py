@@ -26,7 +26,7 @@ def split_sizes(total, n_arrays):
 
 
 def model(total, n_arrays, dtype, seed=0):
-    """Fresh parameters and fixed gradients of a model of ``n_arrays`` arrays, ``total`` elements."""
+    """Parameters and gradients of a model of ``n_arrays`` arrays, ``total`` elements in all."""
     rng = np.random.default_rng(seed)
     sizes = split_sizes(total, n_arrays)
     params = [rng.standard_normal(size).astype(dtype) for size in sizes]
