@@ -690,3 +690,145 @@ class AdamW(Adam):
         if not row[-1]:
             raise ValueError("AdamW always decouples weight decay: decoupled_weight_decay=True")
         return row
+
+
+class Adamax(Optimizer):
+    r"""Adamax (Kingma & Ba 2015, section 7.1): Adam with the infinity norm, as torch's Adamax.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \quad
+        p_t = p_{t-1} - \frac{\gamma}{1 - \beta_1^t} \frac{m_t}{u_t}
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 2e-3)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.999))
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0 (default 0): L2 penalty added to the gradient
+    maximize : bool (default False)
+    """
+
+    _state_names = ("exp_avg", "exp_inf")
+    _kernels = (kernels.adamax_serial, kernels.adamax_parallel)
+
+    def __init__(
+        self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "maximize": maximize,
+            },
+        )
+
+    def _hyper_row(self, group):
+        return (
+            _real(group, "lr"),
+            *_betas(group),
+            _real(group, "eps"),
+            _real(group, "weight_decay"),
+            _flag(group, "maximize"),
+        )
+
+
+class RAdam(Optimizer):
+    r"""Rectified Adam (Liu et al. 2020), as ``torch.optim.RAdam``.
+
+    Adam's moments; with :math:`\rho_\infty = 2/(1-\beta_2) - 1` and
+    :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`, the step is
+    :math:`\hat m_t \gamma` (SGD with momentum) while :math:`\rho_t \le 5`, and afterwards
+
+    .. math::
+        p_t &= p_{t-1} - \hat m_t \gamma \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon} r_t \\
+        r_t &= \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
+                          {(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+
+    With the default betas the switch happens at step 6.
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-3)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.999))
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0 (default 0)
+    decoupled_weight_decay : bool (default False): AdamW-style decay instead of L2
+    maximize : bool (default False)
+    """
+
+    _state_names = ("exp_avg", "exp_avg_sq")
+    _kernels = (kernels.radam_serial, kernels.radam_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        decoupled_weight_decay=False,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "decoupled_weight_decay": decoupled_weight_decay,
+                "maximize": maximize,
+            },
+        )
+
+    def _hyper_row(self, group):
+        return (
+            _real(group, "lr"),
+            *_betas(group),
+            _real(group, "eps"),
+            _real(group, "weight_decay"),
+            _flag(group, "maximize"),
+            _flag(group, "decoupled_weight_decay"),
+        )
+
+
+class Lion(Optimizer):
+    r"""Lion (Chen et al. 2023): the sign of an interpolated momentum, with decoupled decay.
+
+    .. math::
+        c_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        p_t &= p_{t-1} (1 - \gamma\lambda) - \gamma\,\mathrm{sign}(c_t) \\
+        m_t &= \beta_2 m_{t-1} + (1 - \beta_2) g_t
+
+    Every element moves by exactly ``lr`` (plus decay), so ``lr`` is typically 3-10x smaller
+    than AdamW's and ``weight_decay`` as much larger.
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-4)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.99))
+    weight_decay : float, >= 0 (default 0)
+    maximize : bool (default False)
+    """
+
+    _state_names = ("exp_avg",)
+    _kernels = (kernels.lion_serial, kernels.lion_parallel)
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False):
+        super().__init__(
+            params,
+            {"lr": lr, "betas": betas, "weight_decay": weight_decay, "maximize": maximize},
+        )
+
+    def _hyper_row(self, group):
+        return (
+            _real(group, "lr"),
+            *_betas(group),
+            _real(group, "weight_decay"),
+            _flag(group, "maximize"),
+        )

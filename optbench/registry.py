@@ -99,6 +99,41 @@ OPTIMIZERS = (
         ),
         lr=1e-3,
     ),
+    OptimizerInfo(
+        "adamax",
+        optim.Adamax,
+        reference.adamax,
+        variants=(
+            {},
+            {"weight_decay": 0.1},
+            {"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True},
+        ),
+        lr=2e-3,
+    ),
+    OptimizerInfo(
+        "radam",
+        optim.RAdam,
+        reference.radam,
+        variants=(
+            {},
+            {"weight_decay": 0.1},
+            {"weight_decay": 0.1, "decoupled_weight_decay": True},
+            # rho_t > 5 from step 2 with beta2 = 0.5: no warm-up phase
+            {"betas": (0.8, 0.5), "eps": 1e-3, "maximize": True},
+        ),
+        lr=1e-3,
+    ),
+    OptimizerInfo(
+        "lion",
+        optim.Lion,
+        reference.lion,
+        variants=(
+            {},
+            {"weight_decay": 0.5},
+            {"betas": (0.5, 0.7), "maximize": True, "weight_decay": 0.1},
+        ),
+        lr=1e-4,
+    ),
 )
 
 BY_NAME = {info.name: info for info in OPTIMIZERS}

@@ -274,3 +274,168 @@ def adam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _adam_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# Adamax
+# hyper row: lr, beta1, beta2, eps, weight_decay, maximize
+# state rows: exp_avg, exp_inf
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _adamax_chunk(param, grad, state, column, hp, step):
+    """Adamax (Kingma & Ba 2015, section 7.1), as ``torch.optim.Adamax``.
+
+    g = -grad if maximize else grad;  g += weight_decay * p
+    m = beta1 * m + (1 - beta1) * g
+    u = max(beta2 * u, |g| + eps)
+    p = p - (lr / (1 - beta1**t)) * m / u
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
+    clr = t(lr / (1.0 - beta1**step))
+    b1, one_minus_b1, b2 = t(beta1), t(1.0 - beta1), t(beta2)
+    eps, l2 = t(eps), t(weight_decay)
+    exp_avg = _state_row(state, 0, column, param.size)
+    exp_inf = _state_row(state, 1, column, param.size)
+    for j in range(param.size):
+        g = sign * grad[j]
+        if l2 != 0:
+            g = g + l2 * param[j]
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        u = np.maximum(b2 * exp_inf[j], np.abs(g) + eps)
+        exp_avg[j] = m
+        exp_inf[j] = u
+        param[j] = param[j] - clr * m / u
+
+
+@njit(**SERIAL)
+def adamax_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adamax_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def adamax_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adamax_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# RAdam
+# hyper row: lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay
+# state rows: exp_avg, exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _radam_chunk(param, grad, state, column, hp, step):
+    """Rectified Adam (Liu et al. 2020), as ``torch.optim.RAdam``.
+
+    m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+    rho_inf = 2 / (1 - beta2) - 1;  rho_t = rho_inf - 2 t beta2**t / (1 - beta2**t)
+    m_hat = m / (1 - beta1**t)
+    rho_t > 5: r = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+               p = p - m_hat * lr * (sqrt(1 - beta2**t) / (sqrt(v) + eps)) * r
+    otherwise: p = p - m_hat * lr                       (SGD with momentum while warming up)
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
+    decoupled = hp[6] != 0.0
+    decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
+    l2 = t(0.0) if decoupled else t(weight_decay)
+    bias_correction2 = 1.0 - beta2**step
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * step * beta2**step / bias_correction2
+    rectified = rho_t > 5.0
+    rectification = 0.0
+    if rectified:
+        rectification = np.sqrt(
+            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
+        )
+    rect, sqrt_bc2 = t(rectification), t(np.sqrt(bias_correction2))
+    bias_correction1, lr = t(1.0 - beta1**step), t(lr)
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    eps = t(eps)
+    exp_avg = _state_row(state, 0, column, param.size)
+    exp_avg_sq = _state_row(state, 1, column, param.size)
+    for j in range(param.size):
+        g = sign * grad[j]
+        p = param[j] * decay
+        if l2 != 0:
+            g = g + l2 * p
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        exp_avg[j] = m
+        exp_avg_sq[j] = v
+        m_hat = m / bias_correction1
+        if rectified:
+            param[j] = p - m_hat * lr * (sqrt_bc2 / (np.sqrt(v) + eps)) * rect
+        else:
+            param[j] = p - m_hat * lr
+
+
+@njit(**SERIAL)
+def radam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _radam_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def radam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _radam_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# Lion
+# hyper row: lr, beta1, beta2, weight_decay, maximize
+# state rows: exp_avg
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _lion_chunk(param, grad, state, column, hp, step):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), algorithm 2.
+
+    c = beta1 * m + (1 - beta1) * g
+    p = p * (1 - lr * weight_decay) - lr * sign(c)        (sign(0) = 0, sign(NaN) = NaN)
+    m = beta2 * m + (1 - beta2) * g
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, weight_decay = hp[0], hp[1], hp[2], hp[3]
+    sign = t(-1.0) if hp[4] != 0.0 else t(1.0)
+    decay = t(1.0 - lr * weight_decay)
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    lr = t(lr)
+    exp_avg = _state_row(state, 0, column, param.size)
+    for j in range(param.size):
+        g = sign * grad[j]
+        m = exp_avg[j]
+        c = b1 * m + one_minus_b1 * g
+        direction = t(1.0) if c > 0 else (t(-1.0) if c < 0 else c)
+        param[j] = param[j] * decay - lr * direction
+        exp_avg[j] = b2 * m + one_minus_b2 * g
+
+
+@njit(**SERIAL)
+def lion_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _lion_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+@njit(**PARALLEL)
+def lion_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _lion_chunk(param, grad, state, column, hyper[group], steps[array])

@@ -131,3 +131,65 @@ def adam(
     step_size = lr / (1.0 - beta1**step)
     bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
     param -= step_size * state["exp_avg"] / (np.sqrt(v) / bias_correction2_sqrt + eps)
+
+
+def adamax(param, grad, state, step, *, lr, betas, eps, weight_decay, maximize):
+    """Adamax: ``m_t = b1 m + (1 - b1) g``, ``u_t = max(b2 u, |g| + eps)``,
+    ``p -= lr / (1 - b1^t) * m_t / u_t``."""
+    beta1, beta2 = betas
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_inf"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    state["exp_avg"] = beta1 * state["exp_avg"] + (1.0 - beta1) * g
+    state["exp_inf"] = np.maximum(beta2 * state["exp_inf"], np.abs(g) + eps)
+    clr = lr / (1.0 - beta1**step)
+    param -= clr * state["exp_avg"] / state["exp_inf"]
+
+
+def radam(
+    param, grad, state, step, *, lr, betas, eps, weight_decay, maximize, decoupled_weight_decay
+):
+    """RAdam: Adam's moments; while the variance estimate is untrustworthy (``rho_t <= 5``) an
+    SGD-with-momentum step ``p -= lr * m_hat``, afterwards the rectified adaptive step
+    ``p -= m_hat * lr * sqrt(1 - b2^t) / (sqrt(v_t) + eps) * r_t``, with ``rho_inf = 2 / (1 - b2)
+    - 1``, ``rho_t = rho_inf - 2 t b2^t / (1 - b2^t)`` and
+    ``r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))``."""
+    beta1, beta2 = betas
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if decoupled_weight_decay:
+        param *= 1.0 - lr * weight_decay
+    elif weight_decay != 0:
+        g = g + weight_decay * param
+    state["exp_avg"] = beta1 * state["exp_avg"] + (1.0 - beta1) * g
+    state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1.0 - beta2) * g * g
+    m_hat = state["exp_avg"] / (1.0 - beta1**step)
+    bias_correction2 = 1.0 - beta2**step
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * step * beta2**step / bias_correction2
+    if rho_t > 5.0:
+        rect = np.sqrt(
+            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
+        )
+        adaptive = bias_correction2**0.5 / (np.sqrt(state["exp_avg_sq"]) + eps)
+        param -= m_hat * lr * adaptive * rect
+    else:
+        param -= m_hat * lr
+
+
+def lion(param, grad, state, step, *, lr, betas, weight_decay, maximize):
+    """Lion: ``c = b1 m + (1 - b1) g``, ``p = p (1 - lr wd) - lr sign(c)``,
+    ``m_t = b2 m + (1 - b2) g``."""
+    beta1, beta2 = betas
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    c = beta1 * state["exp_avg"] + (1.0 - beta1) * g
+    param *= 1.0 - lr * weight_decay
+    param -= lr * np.sign(c)
+    state["exp_avg"] = beta2 * state["exp_avg"] + (1.0 - beta2) * g
