@@ -439,3 +439,27 @@ def lion_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
         _lion_chunk(param, grad, state, column, hyper[group], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# Lookahead synchronization (not a step kernel: no gradients, called every k steps)
+# --------------------------------------------------------------------------------------------
+@njit(**SERIAL)
+def lookahead_sync(work, param_addresses, slow, alpha):
+    """Pull the slow weights towards the fast ones and restart the fast ones from them.
+
+    slow = slow + alpha * (fast - slow);  fast = slow       (Zhang et al. 2019, algorithm 1)
+
+    ``work`` and ``param_addresses`` are the step kernels' tables; ``slow`` is a flat array of
+    all the slow weights of one dtype, in the same columns as the state table.
+    """
+    t = slow.dtype.type
+    alpha = t(alpha)
+    for k in range(work.shape[0]):
+        array, start, stop, column = work[k, 0], work[k, 1], work[k, 2], work[k, 3]
+        fast = view(param_addresses[array], start, stop, slow)
+        weights = slow[column : column + stop - start]
+        for j in range(fast.size):
+            s = weights[j] + alpha * (fast[j] - weights[j])
+            weights[j] = s
+            fast[j] = s

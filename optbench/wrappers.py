@@ -1,0 +1,136 @@
+"""Optimizers built from other optimizers: Lookahead and a hand-over from one to another."""
+
+import numbers
+
+import numpy as np
+
+from .kernels import optimizers as kernels
+from .optim import Optimizer
+
+
+def _check_inner(name, inner):
+    if not isinstance(inner, Optimizer):
+        raise TypeError(f"{name} must be an optbench optimizer, got {type(inner).__name__}")
+
+
+def _lookahead_options(k, alpha):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    return int(k), float(alpha)
+
+
+class Lookahead:
+    r"""Lookahead (Zhang et al. 2019): ``k`` fast steps of ``inner``, then one slow step.
+
+    .. math::
+        \phi \leftarrow \phi + \alpha(\theta - \phi), \quad \theta \leftarrow \phi
+        \qquad \text{after every } k \text{ steps of the inner optimizer}
+
+    The slow weights start as a copy of the parameters. The inner optimizer's state carries on
+    through the synchronization, as in the paper's reference implementation.
+
+    Parameters
+    ----------
+    inner : Optimizer
+    k : int, >= 1 (default 5)
+    alpha : float in [0, 1] (default 0.5)
+    """
+
+    def __init__(self, inner, k=5, alpha=0.5):
+        _check_inner("inner", inner)
+        self.inner = inner
+        self.k, self.alpha = _lookahead_options(k, alpha)
+        self.fast_steps = 0
+        self.slow = [
+            np.concatenate([inner._params[i].reshape(-1) for i in bucket.indices])
+            for bucket in inner._buckets
+        ]
+
+    @property
+    def param_groups(self):
+        return self.inner.param_groups
+
+    def step(self, grads):
+        """One inner step; every ``k``-th also synchronizes slow and fast weights."""
+        self.inner.step(grads)
+        self.fast_steps += 1
+        if self.fast_steps % self.k == 0:
+            for bucket, slow in zip(self.inner._buckets, self.slow, strict=True):
+                if bucket.work.shape[0]:
+                    kernels.lookahead_sync(bucket.work, bucket.param_addresses, slow, self.alpha)
+
+    def state_dict(self):
+        return {
+            "inner": self.inner.state_dict(),
+            "k": self.k,
+            "alpha": self.alpha,
+            "fast_steps": self.fast_steps,
+            "slow": [s.copy() for s in self.slow],
+        }
+
+    def load_state_dict(self, state_dict):
+        slow = [np.asarray(s) for s in state_dict["slow"]]
+        if [s.shape for s in slow] != [s.shape for s in self.slow]:
+            raise ValueError("state_dict['slow'] does not match this optimizer's parameters")
+        k, alpha = _lookahead_options(state_dict["k"], state_dict["alpha"])
+        self.inner.load_state_dict(state_dict["inner"])
+        self.k, self.alpha = k, alpha
+        self.fast_steps = int(state_dict["fast_steps"])
+        for mine, saved in zip(self.slow, slow, strict=True):
+            mine[:] = saved
+
+
+class Switch:
+    """Start with one optimizer and hand over to another after ``at_step`` steps.
+
+    The lecture notes' advice for Adam vs SGD with momentum: Adam is fast at first, SGD with
+    momentum generalizes better at the end, so begin with one and end with the other. Both
+    optimizers are built by the caller over the same parameter arrays, in the same order.
+
+    Hand-over: steps ``1 .. at_step`` go to ``first``, later steps to ``second``. ``second``
+    starts from its fresh state at step ``at_step + 1`` (for SGD, its momentum buffer starts as
+    that step's gradient); nothing of ``first``'s state carries over. ``param_groups`` is the
+    active optimizer's, so a schedule acts on whichever is stepping.
+    """
+
+    def __init__(self, first, second, at_step):
+        _check_inner("first", first)
+        _check_inner("second", second)
+        if len(first._params) != len(second._params) or any(
+            a is not b for a, b in zip(first._params, second._params, strict=True)
+        ):
+            raise ValueError("first and second must optimize the same arrays, in the same order")
+        if isinstance(at_step, bool) or not isinstance(at_step, numbers.Integral) or at_step < 0:
+            raise ValueError(f"at_step must be an integer >= 0, got {at_step!r}")
+        self.first, self.second, self.at_step = first, second, int(at_step)
+        self.steps = 0
+
+    @property
+    def active(self):
+        """The optimizer that takes the next step."""
+        return self.first if self.steps < self.at_step else self.second
+
+    @property
+    def param_groups(self):
+        return self.active.param_groups
+
+    def step(self, grads):
+        self.active.step(grads)
+        self.steps += 1
+
+    def state_dict(self):
+        return {
+            "steps": self.steps,
+            "at_step": self.at_step,
+            "first": self.first.state_dict(),
+            "second": self.second.state_dict(),
+        }
+
+    def load_state_dict(self, state_dict):
+        self.first.load_state_dict(state_dict["first"])
+        self.second.load_state_dict(state_dict["second"])
+        self.steps, self.at_step = int(state_dict["steps"]), int(state_dict["at_step"])
