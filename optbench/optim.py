@@ -29,6 +29,9 @@ import numpy as np
 from .kernels import optimizers as kernels
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+NONFINITE_POLICIES = ("propagate", "raise", "skip")
+# Added to the global gradient norm before dividing, as torch.nn.utils.clip_grad_norm_ does.
+CLIP_NORM_EPS = 1e-6
 
 # Elements per work chunk: small enough that two threads share a 1e5-element model evenly,
 # large enough that per-chunk scalar set-up is negligible.
@@ -54,6 +57,31 @@ def _real(group, name, low=0.0, high=math.inf, *, high_open=False):
             allowed = f"in [{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
     return value
+
+
+def _optional_positive(group, name):
+    """``None`` (the feature is off) or a finite number > 0."""
+    if group[name] is None:
+        return None
+    value = _real(group, name)
+    if value == 0:
+        raise ValueError(f"{name} must be > 0 (or None to turn it off), got 0.0")
+    return value
+
+
+def _gradient_row(group):
+    """The hyper values every kernel reads first: grad_scale, clip_value, l1, maximize.
+
+    grad_scale is 1 here; a step with ``clip_norm`` overwrites it with the clipping factor.
+    """
+    clip_value = _optional_positive(group, "clip_value")
+    _optional_positive(group, "max_norm")
+    return (
+        1.0,
+        math.inf if clip_value is None else clip_value,
+        _real(group, "l1"),
+        _flag(group, "maximize"),
+    )
 
 
 def _flag(group, name):
@@ -93,6 +121,12 @@ class _Bucket:
                 stop = min(start + CHUNK_ELEMENTS, int(size))
                 rows.append((local, start, stop, self.offsets[local] + start, group))
         self.work = np.array(rows, np.int64).reshape(-1, 5)
+        self.sum_of_squares = np.zeros(len(self.work))
+        self.nonfinite = np.zeros(len(self.work), np.bool_)
+        self.matrix_shapes = np.array(
+            [p.shape if p.ndim == 2 else (0, 0) for p in params], np.int64
+        )
+        self.radii = np.zeros(len(params))
 
     def columns(self, local):
         return slice(int(self.offsets[local]), int(self.offsets[local + 1]))
@@ -117,9 +151,24 @@ class Optimizer:
     _state_initial_values = MappingProxyType({})
     _kernels: tuple = ()
 
-    def __init__(self, params, defaults):
+    def __init__(
+        self,
+        params,
+        defaults,
+        *,
+        clip_value=None,
+        l1=0.0,
+        max_norm=None,
+        clip_norm=None,
+        nonfinite="propagate",
+    ):
         self._cached_options = self._cached_hyper = None
-        self.defaults = dict(defaults)
+        self.defaults = {**defaults, "clip_value": clip_value, "l1": l1, "max_norm": max_norm}
+        self.clip_norm = _optional_positive({"clip_norm": clip_norm}, "clip_norm")
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
         self.param_groups = [
             self._new_group(group, i) for i, group in enumerate(self._split_groups(params))
         ]
@@ -204,7 +253,7 @@ class Optimizer:
         rows = []
         for i, group in enumerate(groups):
             try:
-                rows.append(self._hyper_row(group))
+                rows.append(_gradient_row(group) + tuple(self._hyper_row(group)))
             except (TypeError, ValueError) as error:
                 if len(groups) == 1:
                     raise
@@ -238,19 +287,31 @@ class Optimizer:
         Raises ``TypeError``/``ValueError`` naming the offending argument, before any array is
         modified, for a wrong number of gradients, a non-array, a dtype or shape that differs
         from the parameter's, a non-C-contiguous gradient, a read-only parameter, or an option
-        of ``param_groups`` changed to an invalid value.
+        of ``param_groups`` changed to an invalid value. With ``nonfinite="raise"`` a NaN/Inf
+        gradient raises ``FloatingPointError`` naming the array, with ``"skip"`` the step is
+        skipped and counted in ``skipped_steps``; either way nothing is modified.
         """
         grads = self._checked_grads(grads)
         hyper = self._hyper_table()
-        serial, parallel = self._kernels
         for bucket in self._buckets:
             bucket.take_grads(grads)
+        if self.clip_norm is not None or self.nonfinite != "propagate":
+            squared_norm, first_bad = self._gradient_statistics()
+            if first_bad is not None and self.nonfinite == "raise":
+                raise FloatingPointError(
+                    f"grads[{first_bad}] contains NaN or Inf; params and state are unchanged"
+                )
+            if first_bad is not None and self.nonfinite == "skip":
+                self.skipped_steps += 1
+                return
+            if self.clip_norm is not None:
+                hyper[:, 0] = _clip_factor(self.clip_norm, math.sqrt(squared_norm))
+        serial, parallel = self._kernels
         for bucket in self._buckets:
             if bucket.work.shape[0] == 0:
                 bucket.steps += 1
                 continue
-            use_parallel = bucket.size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
-            kernel = parallel if use_parallel else serial
+            kernel = parallel if self._use_parallel(bucket) else serial
             kernel(
                 bucket.work,
                 bucket.param_addresses,
@@ -259,6 +320,50 @@ class Optimizer:
                 hyper,
                 bucket.steps,
             )
+        if any(group["max_norm"] is not None for group in self.param_groups):
+            self._apply_max_norm()
+
+    @staticmethod
+    def _use_parallel(bucket):
+        return bucket.size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
+
+    def _gradient_statistics(self):
+        """Squared global L2 norm of the gradients and the first array holding NaN/Inf (or None).
+
+        Partial sums are taken per work chunk and added in chunk order, so the norm is bitwise
+        the same whatever the number of threads.
+        """
+        squared_norm, first_bad = 0.0, None
+        for bucket in self._buckets:
+            if bucket.work.shape[0] == 0:
+                continue
+            statistics = (
+                kernels.grad_statistics_parallel
+                if self._use_parallel(bucket)
+                else kernels.grad_statistics_serial
+            )
+            statistics(
+                bucket.work,
+                bucket.grad_addresses,
+                bucket.state,
+                bucket.sum_of_squares,
+                bucket.nonfinite,
+            )
+            squared_norm += float(np.sum(bucket.sum_of_squares))
+            if bucket.nonfinite.any():
+                local = bucket.work[np.argmax(bucket.nonfinite), 0]
+                index = bucket.indices[local]
+                first_bad = index if first_bad is None else min(first_bad, index)
+        return squared_norm, first_bad
+
+    def _apply_max_norm(self):
+        for bucket in self._buckets:
+            for local, index in enumerate(bucket.indices):
+                radius = self.param_groups[self._group_of[index]]["max_norm"]
+                bucket.radii[local] = 0.0 if radius is None else radius
+            shapes = bucket.matrix_shapes * (bucket.radii > 0)[:, None]
+            if shapes[:, 1].any():
+                kernels.max_norm_columns(bucket.param_addresses, shapes, bucket.radii, bucket.state)
 
     # ---------------------------------------------------------------- state
     def _reset_state(self):
@@ -296,7 +401,7 @@ class Optimizer:
             count = len(group["params"])
             groups.append({**options, "params": list(range(first, first + count))})
             first += count
-        return {"state": state, "param_groups": groups}
+        return {"state": state, "param_groups": groups, "skipped_steps": self.skipped_steps}
 
     def load_state_dict(self, state_dict):
         """Restore options and state saved by :meth:`state_dict`; later steps are bit-identical.
@@ -333,6 +438,7 @@ class Optimizer:
                     )
             restored.append((entry, int(step), bucket, local))
         self.param_groups = new_groups
+        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
         self._reset_state()
         for entry, step, bucket, local in restored:
             bucket.steps[local] = step
@@ -342,8 +448,14 @@ class Optimizer:
                     bucket.state[row, bucket.columns(local)] = np.asarray(value).reshape(-1)
 
 
+def _clip_factor(clip_norm, norm):
+    """``min(1, clip_norm / (norm + 1e-6))``, NaN for a NaN norm (as torch's clip_grad_norm_)."""
+    factor = clip_norm / (norm + CLIP_NORM_EPS)
+    return factor if factor < 1.0 or math.isnan(factor) else 1.0
+
+
 def _unpack_state_dict(state_dict, param_groups):
-    if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+    if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
         raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
     saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
     if len(saved_groups) != len(param_groups):
@@ -429,6 +541,7 @@ class SGD(Optimizer):
         nesterov=False,
         *,
         maximize=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -440,6 +553,7 @@ class SGD(Optimizer):
                 "nesterov": nesterov,
                 "maximize": maximize,
             },
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -449,7 +563,6 @@ class SGD(Optimizer):
             _real(group, "dampening", 0.0, 1.0),
             _real(group, "weight_decay"),
             _flag(group, "nesterov"),
-            _flag(group, "maximize"),
         )
         if row[4] and (row[1] <= 0 or row[2] != 0):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
@@ -493,6 +606,7 @@ class Adagrad(Optimizer):
         eps=1e-10,
         *,
         maximize=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -504,6 +618,7 @@ class Adagrad(Optimizer):
                 "eps": eps,
                 "maximize": maximize,
             },
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -513,7 +628,6 @@ class Adagrad(Optimizer):
             _real(group, "lr_decay"),
             _real(group, "weight_decay"),
             _real(group, "eps"),
-            _flag(group, "maximize"),
         )
 
 
@@ -552,6 +666,7 @@ class RMSprop(Optimizer):
         centered=False,
         *,
         maximize=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -564,6 +679,7 @@ class RMSprop(Optimizer):
                 "centered": centered,
                 "maximize": maximize,
             },
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -574,7 +690,6 @@ class RMSprop(Optimizer):
             _real(group, "weight_decay"),
             _real(group, "momentum"),
             _flag(group, "centered"),
-            _flag(group, "maximize"),
         )
 
     def _state_in_use(self, group):
@@ -624,6 +739,7 @@ class Adam(Optimizer):
         *,
         maximize=False,
         decoupled_weight_decay=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -636,6 +752,7 @@ class Adam(Optimizer):
                 "maximize": maximize,
                 "decoupled_weight_decay": decoupled_weight_decay,
             },
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -645,7 +762,6 @@ class Adam(Optimizer):
             _real(group, "eps"),
             _real(group, "weight_decay"),
             _flag(group, "amsgrad"),
-            _flag(group, "maximize"),
             _flag(group, "decoupled_weight_decay"),
         )
 
@@ -673,6 +789,7 @@ class AdamW(Adam):
         amsgrad=False,
         *,
         maximize=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -683,6 +800,7 @@ class AdamW(Adam):
             amsgrad=amsgrad,
             maximize=maximize,
             decoupled_weight_decay=True,
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -713,7 +831,15 @@ class Adamax(Optimizer):
     _kernels = (kernels.adamax_serial, kernels.adamax_parallel)
 
     def __init__(
-        self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False
+        self,
+        params,
+        lr=2e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        *,
+        maximize=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -724,6 +850,7 @@ class Adamax(Optimizer):
                 "weight_decay": weight_decay,
                 "maximize": maximize,
             },
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -732,7 +859,6 @@ class Adamax(Optimizer):
             *_betas(group),
             _real(group, "eps"),
             _real(group, "weight_decay"),
-            _flag(group, "maximize"),
         )
 
 
@@ -773,6 +899,7 @@ class RAdam(Optimizer):
         decoupled_weight_decay=False,
         *,
         maximize=False,
+        **extras,
     ):
         super().__init__(
             params,
@@ -784,6 +911,7 @@ class RAdam(Optimizer):
                 "decoupled_weight_decay": decoupled_weight_decay,
                 "maximize": maximize,
             },
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -792,7 +920,6 @@ class RAdam(Optimizer):
             *_betas(group),
             _real(group, "eps"),
             _real(group, "weight_decay"),
-            _flag(group, "maximize"),
             _flag(group, "decoupled_weight_decay"),
         )
 
@@ -819,10 +946,13 @@ class Lion(Optimizer):
     _state_names = ("exp_avg",)
     _kernels = (kernels.lion_serial, kernels.lion_parallel)
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False):
+    def __init__(
+        self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, maximize=False, **extras
+    ):
         super().__init__(
             params,
             {"lr": lr, "betas": betas, "weight_decay": weight_decay, "maximize": maximize},
+            **extras,
         )
 
     def _hyper_row(self, group):
@@ -830,5 +960,4 @@ class Lion(Optimizer):
             _real(group, "lr"),
             *_betas(group),
             _real(group, "weight_decay"),
-            _flag(group, "maximize"),
         )

@@ -5,6 +5,7 @@ import pytest
 from optim_helpers import DTYPES, assert_close, group_options, make_grads, make_params
 
 from optbench import optim, registry
+from optbench.reference.optimizers import global_grad_scale, step_with_extras
 
 STEPS = 60
 
@@ -38,8 +39,12 @@ def run_side_by_side(info, opt, params, rng, steps, grad_source=make_grads):
             ]
         opt.step(grads)
         state = opt.state_dict()["state"]
+        scale = 1.0 if opt.clip_norm is None else global_grad_scale(grads, opt.clip_norm)
         for i, (param, grad) in enumerate(zip(reference_params, grads, strict=True)):
-            info.reference(param, grad, reference_states[i], step, **group_options(groups[i]))
+            options = group_options(groups[i])
+            step_with_extras(
+                info.reference, param, grad, reference_states[i], step, grad_scale=scale, **options
+            )
             dtype = params[i].dtype.type
             assert_close(params[i], param, dtype, f"step {step} params[{i}]")
             for name, value in reference_states[i].items():
@@ -77,7 +82,7 @@ def test_lr_changed_between_steps(info, rng):
         grads = make_grads(rng, params)
         opt.step(grads)
         for p, g, s in zip(reference_params, grads, states, strict=True):
-            info.reference(p, g, s, step, **group_options(opt.param_groups[0]))
+            step_with_extras(info.reference, p, g, s, step, **group_options(opt.param_groups[0]))
     for actual, expected in zip(params, reference_params, strict=True):
         assert_close(actual, expected, np.float64, "after 10 steps")
 

@@ -17,8 +17,10 @@ param_addresses, grad_addresses : intp (n_arrays,)
 state : float32 or float64 (n_state, total_elements)
     The optimizer state of all arrays, one row per state buffer, arrays side by side; its dtype
     is the dtype of every parameter and gradient of the call.
-hyper : float64 (n_groups, n_hyper)
-    One row of hyperparameters per parameter group, in the order documented per algorithm.
+hyper : float64 (n_groups, 4 + n_hyper)
+    One row per parameter group: the gradient transform shared by all algorithms
+    (``grad_scale, clip_value, l1, maximize``, see ``_gradient``), then the algorithm's own
+    hyperparameters in the order documented per algorithm.
     Scalars are computed in float64 (as Python floats are in PyTorch) and cast to the array
     dtype inside the kernel.
 steps : int64 (n_arrays,)
@@ -61,16 +63,48 @@ def _state_row(state, row, column, size):
     return view(state.ctypes.data + row * state.strides[0], column, column + size, state)
 
 
+@njit(**INLINE)
+def _gradient_options(common, t):
+    """The gradient transform shared by every algorithm, from a group's first 4 hyper values.
+
+    common = (grad_scale, clip_value, l1, maximize); returns (factor, clip, l1) in dtype ``t``,
+    with ``factor = -grad_scale`` when maximizing (an exact sign flip).
+    """
+    factor = -common[0] if common[3] != 0.0 else common[0]
+    return t(factor), t(common[1]), t(common[2])
+
+
+@njit(**INLINE)
+def _gradient(grad, param, factor, clip, l1):
+    """g = clip(factor * grad, -clip, clip) + l1 * sign(param)   (l1 term only when l1 != 0).
+
+    ``factor`` carries the global-norm clipping scale (1 without ``clip_norm``) and the sign of
+    ``maximize``; ``clip`` is ``inf`` without ``clip_value``. Both leave NaN and Inf as they are
+    (``np.minimum``/``np.maximum`` propagate NaN), so an unclipped gradient passes unchanged.
+    """
+    g = np.minimum(np.maximum(factor * grad, -clip), clip)
+    if l1 != 0:
+        g = g + l1 * _sign(param)
+    return g
+
+
+@njit(**INLINE)
+def _sign(x):
+    """-1, 0 or 1 in the dtype of ``x``; NaN stays NaN."""
+    one = type(x)(1.0)
+    return one if x > 0 else (-one if x < 0 else x)
+
+
 # --------------------------------------------------------------------------------------------
 # SGD
-# hyper row: lr, momentum, dampening, weight_decay, nesterov, maximize
+# hyper row: lr, momentum, dampening, weight_decay, nesterov
 # state rows: momentum_buffer
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _sgd_chunk(param, grad, state, column, hp, step):
+def _sgd_chunk(param, grad, state, column, common, hp, step):
     """SGD with momentum, dampening and Nesterov, as ``torch.optim.SGD``.
 
-    g = -grad if maximize else grad;  g += weight_decay * p
+    g = gradient (see _gradient) + weight_decay * p
     b = g on the first step, else b = momentum * b + (1 - dampening) * g
     g = g + momentum * b if nesterov else b      (only when momentum != 0)
     p = p - lr * g
@@ -79,11 +113,11 @@ def _sgd_chunk(param, grad, state, column, hp, step):
     lr, momentum, weight_decay = t(hp[0]), t(hp[1]), t(hp[3])
     one_minus_dampening = t(1.0 - hp[2])
     nesterov = hp[4] != 0.0
-    sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
+    factor, clip, l1 = _gradient_options(common, t)
     first = step == 1
     buf = _state_row(state, 0, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         if momentum != 0:
@@ -98,7 +132,7 @@ def sgd_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _sgd_chunk(param, grad, state, column, hyper[group], steps[array])
+        _sgd_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -106,30 +140,30 @@ def sgd_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _sgd_chunk(param, grad, state, column, hyper[group], steps[array])
+        _sgd_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
 # Adagrad
-# hyper row: lr, lr_decay, weight_decay, eps, maximize
+# hyper row: lr, lr_decay, weight_decay, eps
 # state rows: sum
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _adagrad_chunk(param, grad, state, column, hp, step):
+def _adagrad_chunk(param, grad, state, column, common, hp, step):
     """Adagrad, as ``torch.optim.Adagrad``.
 
     clr = lr / (1 + (t - 1) * lr_decay)
-    g = -grad if maximize else grad;  g += weight_decay * p
+    g = gradient (see _gradient) + weight_decay * p
     s = s + g * g
     p = p - clr * g / (sqrt(s) + eps)
     """
     t = param.dtype.type
     clr = t(hp[0] / (1.0 + (step - 1) * hp[1]))
     weight_decay, eps = t(hp[2]), t(hp[3])
-    sign = t(-1.0) if hp[4] != 0.0 else t(1.0)
+    factor, clip, l1 = _gradient_options(common, t)
     total = _state_row(state, 0, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         s = total[j] + g * g
@@ -142,7 +176,7 @@ def adagrad_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _adagrad_chunk(param, grad, state, column, hyper[group], steps[array])
+        _adagrad_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -150,19 +184,19 @@ def adagrad_parallel(work, param_addresses, grad_addresses, state, hyper, steps)
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _adagrad_chunk(param, grad, state, column, hyper[group], steps[array])
+        _adagrad_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
 # RMSprop
-# hyper row: lr, alpha, eps, weight_decay, momentum, centered, maximize
+# hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _rmsprop_chunk(param, grad, state, column, hp, step):
+def _rmsprop_chunk(param, grad, state, column, common, hp, step):
     """RMSprop, optionally centered and with momentum, as ``torch.optim.RMSprop``.
 
-    g = -grad if maximize else grad;  g += weight_decay * p
+    g = gradient (see _gradient) + weight_decay * p
     v = alpha * v + (1 - alpha) * g * g
     centered:  a = alpha * a + (1 - alpha) * g;  d = sqrt(v - a * a) + eps
     otherwise: d = sqrt(v) + eps
@@ -173,12 +207,12 @@ def _rmsprop_chunk(param, grad, state, column, hp, step):
     lr, alpha, eps, weight_decay, momentum = t(hp[0]), t(hp[1]), t(hp[2]), t(hp[3]), t(hp[4])
     one_minus_alpha = t(1.0 - hp[1])
     centered = hp[5] != 0.0
-    sign = t(-1.0) if hp[6] != 0.0 else t(1.0)
+    factor, clip, l1 = _gradient_options(common, t)
     square_avg = _state_row(state, 0, column, param.size)
     buf = _state_row(state, 1, column, param.size)
     grad_avg = _state_row(state, 2, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         v = alpha * square_avg[j] + one_minus_alpha * g * g
@@ -202,7 +236,7 @@ def rmsprop_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _rmsprop_chunk(param, grad, state, column, hyper[group], steps[array])
+        _rmsprop_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -210,19 +244,19 @@ def rmsprop_parallel(work, param_addresses, grad_addresses, state, hyper, steps)
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _rmsprop_chunk(param, grad, state, column, hyper[group], steps[array])
+        _rmsprop_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
 # Adam and AdamW
-# hyper row: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay
+# hyper row: lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled_weight_decay
 # state rows: exp_avg, exp_avg_sq, max_exp_avg_sq
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _adam_chunk(param, grad, state, column, hp, step):
+def _adam_chunk(param, grad, state, column, common, hp, step):
     """Adam / AMSGrad, with L2 (Adam) or decoupled (AdamW) weight decay, as ``torch.optim``.
 
-    g = -grad if maximize else grad
+    g = gradient (see _gradient)
     decoupled: p = p * (1 - lr * weight_decay);  otherwise g += weight_decay * p
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
@@ -231,8 +265,8 @@ def _adam_chunk(param, grad, state, column, hp, step):
     """
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
-    amsgrad, decoupled = hp[5] != 0.0, hp[7] != 0.0
-    sign = t(-1.0) if hp[6] != 0.0 else t(1.0)
+    amsgrad, decoupled = hp[5] != 0.0, hp[6] != 0.0
+    factor, clip, l1 = _gradient_options(common, t)
     step_size = t(lr / (1.0 - beta1**step))
     bias_correction2_sqrt = t(np.sqrt(1.0 - beta2**step))
     decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
@@ -244,7 +278,7 @@ def _adam_chunk(param, grad, state, column, hp, step):
     exp_avg_sq = _state_row(state, 1, column, param.size)
     max_exp_avg_sq = _state_row(state, 2, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         p = param[j]
         if decoupled:
             p = p * decay
@@ -265,7 +299,7 @@ def adam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _adam_chunk(param, grad, state, column, hyper[group], steps[array])
+        _adam_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -273,33 +307,33 @@ def adam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _adam_chunk(param, grad, state, column, hyper[group], steps[array])
+        _adam_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
 # Adamax
-# hyper row: lr, beta1, beta2, eps, weight_decay, maximize
+# hyper row: lr, beta1, beta2, eps, weight_decay
 # state rows: exp_avg, exp_inf
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _adamax_chunk(param, grad, state, column, hp, step):
+def _adamax_chunk(param, grad, state, column, common, hp, step):
     """Adamax (Kingma & Ba 2015, section 7.1), as ``torch.optim.Adamax``.
 
-    g = -grad if maximize else grad;  g += weight_decay * p
+    g = gradient (see _gradient) + weight_decay * p
     m = beta1 * m + (1 - beta1) * g
     u = max(beta2 * u, |g| + eps)
     p = p - (lr / (1 - beta1**t)) * m / u
     """
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
-    sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
+    factor, clip, l1 = _gradient_options(common, t)
     clr = t(lr / (1.0 - beta1**step))
     b1, one_minus_b1, b2 = t(beta1), t(1.0 - beta1), t(beta2)
     eps, l2 = t(eps), t(weight_decay)
     exp_avg = _state_row(state, 0, column, param.size)
     exp_inf = _state_row(state, 1, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         if l2 != 0:
             g = g + l2 * param[j]
         m = b1 * exp_avg[j] + one_minus_b1 * g
@@ -314,7 +348,7 @@ def adamax_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _adamax_chunk(param, grad, state, column, hyper[group], steps[array])
+        _adamax_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -322,16 +356,16 @@ def adamax_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _adamax_chunk(param, grad, state, column, hyper[group], steps[array])
+        _adamax_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
 # RAdam
-# hyper row: lr, beta1, beta2, eps, weight_decay, maximize, decoupled_weight_decay
+# hyper row: lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay
 # state rows: exp_avg, exp_avg_sq
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _radam_chunk(param, grad, state, column, hp, step):
+def _radam_chunk(param, grad, state, column, common, hp, step):
     """Rectified Adam (Liu et al. 2020), as ``torch.optim.RAdam``.
 
     m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
@@ -343,8 +377,8 @@ def _radam_chunk(param, grad, state, column, hp, step):
     """
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
-    sign = t(-1.0) if hp[5] != 0.0 else t(1.0)
-    decoupled = hp[6] != 0.0
+    factor, clip, l1 = _gradient_options(common, t)
+    decoupled = hp[5] != 0.0
     decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
     l2 = t(0.0) if decoupled else t(weight_decay)
     bias_correction2 = 1.0 - beta2**step
@@ -364,7 +398,7 @@ def _radam_chunk(param, grad, state, column, hp, step):
     exp_avg = _state_row(state, 0, column, param.size)
     exp_avg_sq = _state_row(state, 1, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         p = param[j] * decay
         if l2 != 0:
             g = g + l2 * p
@@ -384,7 +418,7 @@ def radam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _radam_chunk(param, grad, state, column, hyper[group], steps[array])
+        _radam_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -392,16 +426,16 @@ def radam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _radam_chunk(param, grad, state, column, hyper[group], steps[array])
+        _radam_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
 # Lion
-# hyper row: lr, beta1, beta2, weight_decay, maximize
+# hyper row: lr, beta1, beta2, weight_decay
 # state rows: exp_avg
 # --------------------------------------------------------------------------------------------
 @njit(**INLINE)
-def _lion_chunk(param, grad, state, column, hp, step):
+def _lion_chunk(param, grad, state, column, common, hp, step):
     """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), algorithm 2.
 
     c = beta1 * m + (1 - beta1) * g
@@ -410,18 +444,17 @@ def _lion_chunk(param, grad, state, column, hp, step):
     """
     t = param.dtype.type
     lr, beta1, beta2, weight_decay = hp[0], hp[1], hp[2], hp[3]
-    sign = t(-1.0) if hp[4] != 0.0 else t(1.0)
+    factor, clip, l1 = _gradient_options(common, t)
     decay = t(1.0 - lr * weight_decay)
     b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
     b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
     lr = t(lr)
     exp_avg = _state_row(state, 0, column, param.size)
     for j in range(param.size):
-        g = sign * grad[j]
+        g = _gradient(grad[j], param[j], factor, clip, l1)
         m = exp_avg[j]
         c = b1 * m + one_minus_b1 * g
-        direction = t(1.0) if c > 0 else (t(-1.0) if c < 0 else c)
-        param[j] = param[j] * decay - lr * direction
+        param[j] = param[j] * decay - lr * _sign(c)
         exp_avg[j] = b2 * m + one_minus_b2 * g
 
 
@@ -430,7 +463,7 @@ def lion_serial(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in range(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _lion_chunk(param, grad, state, column, hyper[group], steps[array])
+        _lion_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 @njit(**PARALLEL)
@@ -438,7 +471,7 @@ def lion_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
     _count_step(steps)
     for k in prange(work.shape[0]):
         param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
-        _lion_chunk(param, grad, state, column, hyper[group], steps[array])
+        _lion_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,3 +496,104 @@ def lookahead_sync(work, param_addresses, slow, alpha):
             s = weights[j] + alpha * (fast[j] - weights[j])
             weights[j] = s
             fast[j] = s
+
+
+# --------------------------------------------------------------------------------------------
+# Gradient statistics for clip_norm and the non-finite policies (one read of every gradient)
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _chunk_sum_of_squares(grad):
+    """Sum of squares of a chunk in float64, in a fixed order whatever the machine or threads.
+
+    Eight accumulators take elements ``j = 0, 1, ..., 7 (mod 8)``; they are added in order
+    at the end, then the remainder. Fixed lanes let LLVM vectorize without reassociation.
+    """
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    body = grad.size - grad.size % 8
+    for j in range(0, body, 8):
+        x0, x1, x2, x3 = float(grad[j]), float(grad[j + 1]), float(grad[j + 2]), float(grad[j + 3])
+        x4, x5, x6, x7 = (
+            float(grad[j + 4]),
+            float(grad[j + 5]),
+            float(grad[j + 6]),
+            float(grad[j + 7]),
+        )
+        s0 += x0 * x0
+        s1 += x1 * x1
+        s2 += x2 * x2
+        s3 += x3 * x3
+        s4 += x4 * x4
+        s5 += x5 * x5
+        s6 += x6 * x6
+        s7 += x7 * x7
+    total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for j in range(body, grad.size):
+        total += float(grad[j]) * float(grad[j])
+    return total
+
+
+@njit(**INLINE)
+def _chunk_statistics(k, work, grad_addresses, like, sum_of_squares, nonfinite):
+    array, start, stop = work[k, 0], work[k, 1], work[k, 2]
+    grad = view(grad_addresses[array], start, stop, like)
+    total = _chunk_sum_of_squares(grad)
+    sum_of_squares[k] = total
+    bad = False
+    if not np.isfinite(total):  # a NaN/Inf element, or squares past float64's range
+        for j in range(grad.size):
+            if not np.isfinite(grad[j]):
+                bad = True
+                break
+    nonfinite[k] = bad
+
+
+@njit(**SERIAL)
+def grad_statistics_serial(work, grad_addresses, like, sum_of_squares, nonfinite):
+    """Per work chunk: the float64 sum of squares of the gradient and whether it holds NaN/Inf.
+
+    The chunks are fixed by the work table, so the partial sums (and their sum, taken in chunk
+    order by the caller) are bitwise identical for any number of threads.
+    """
+    for k in range(work.shape[0]):
+        _chunk_statistics(k, work, grad_addresses, like, sum_of_squares, nonfinite)
+
+
+@njit(**PARALLEL)
+def grad_statistics_parallel(work, grad_addresses, like, sum_of_squares, nonfinite):
+    for k in prange(work.shape[0]):
+        _chunk_statistics(k, work, grad_addresses, like, sum_of_squares, nonfinite)
+
+
+# --------------------------------------------------------------------------------------------
+# max_norm: rescale the columns of 2-D parameters after the update
+# --------------------------------------------------------------------------------------------
+@njit(**SERIAL)
+def max_norm_columns(param_addresses, shapes, radii, like):
+    """Each column ``w[:, c]`` of a 2-D parameter whose L2 norm exceeds ``r`` becomes ``r``.
+
+    w[:, c] <- w[:, c] * (r / ||w[:, c]||)     only where ||w[:, c]|| > r
+
+    ``shapes`` holds (rows, columns) per array, columns = 0 for arrays to leave alone (not
+    2-D, or no max_norm in their group); ``radii`` holds ``r`` per array. Column norms are
+    accumulated in float64 row by row, a fixed order. Columns at or below ``r`` are untouched.
+    """
+    t = like.dtype.type
+    for array in range(shapes.shape[0]):
+        rows, cols = shapes[array, 0], shapes[array, 1]
+        if cols == 0:
+            continue
+        weights = view(param_addresses[array], 0, rows * cols, like)
+        norms = np.zeros(cols)
+        for i in range(rows):
+            for c in range(cols):
+                x = float(weights[i * cols + c])
+                norms[c] += x * x
+        radius = radii[array]
+        scale = np.empty(cols, like.dtype)
+        for c in range(cols):
+            norm = np.sqrt(norms[c])
+            scale[c] = t(radius / norm) if norm > radius else t(1.0)
+        for i in range(rows):
+            for c in range(cols):
+                if scale[c] != 1:
+                    weights[i * cols + c] = weights[i * cols + c] * scale[c]

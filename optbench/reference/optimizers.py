@@ -193,3 +193,46 @@ def lion(param, grad, state, step, *, lr, betas, weight_decay, maximize):
     param *= 1.0 - lr * weight_decay
     param -= lr * np.sign(c)
     state["exp_avg"] = beta2 * state["exp_avg"] + (1.0 - beta2) * g
+
+
+def global_grad_scale(grads, clip_norm):
+    """``torch.nn.utils.clip_grad_norm_``'s factor: ``min(1, c / (||g||_2 + 1e-6))`` over all
+    gradients (NaN when the norm is NaN), the norm taken in float64."""
+    norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads))
+    scale = clip_norm / (norm + 1e-6)
+    return scale if scale < 1.0 or np.isnan(scale) else 1.0
+
+
+def step_with_extras(
+    algorithm,
+    param,
+    grad,
+    state,
+    step,
+    *,
+    grad_scale=1.0,
+    clip_value=None,
+    l1=0.0,
+    max_norm=None,
+    maximize=False,
+    **options,
+):
+    """One step of ``algorithm`` with the gradient transform and constraint every optimizer has.
+
+    ``g = clip(grad_scale * grad, -clip_value, clip_value)``, negated if ``maximize``, then
+    ``+ l1 * sign(p)``, then the algorithm (which adds its own weight decay). After the update,
+    with ``max_norm = r``, every column ``w[:, c]`` of a 2-D parameter whose L2 norm exceeds
+    ``r`` is rescaled to norm ``r``.
+    """
+    g = grad_scale * grad if grad_scale != 1.0 else grad.copy()
+    if clip_value is not None:
+        g = np.clip(g, -clip_value, clip_value)
+    if l1 != 0:
+        # the algorithm negates g when maximizing; the L1 term is added after that negation
+        g = g - l1 * np.sign(param) if maximize else g + l1 * np.sign(param)
+    algorithm(param, g, state, step, maximize=maximize, **options)
+    if max_norm is not None and param.ndim == 2:
+        norms = np.sqrt(np.sum(np.square(param, dtype=np.float64), axis=0))
+        over = norms > max_norm
+        factors = (max_norm / norms[over]).astype(param.dtype)
+        param[:, over] = param[:, over] * factors
