@@ -2,10 +2,17 @@
 
 import numpy as np
 import pytest
-from optim_helpers import DTYPES, assert_close, group_options, make_grads, make_params
+from optim_helpers import (
+    DTYPES,
+    assert_close,
+    group_options,
+    make_grads,
+    make_params,
+    run_side_by_side,
+)
 
 from optbench import optim, registry
-from optbench.reference.optimizers import global_grad_scale, step_with_extras
+from optbench.reference.optimizers import step_with_extras
 
 STEPS = 60
 
@@ -14,43 +21,6 @@ CASES = [
     for info in registry.OPTIMIZERS
     for i, variant in enumerate(info.variants)
 ]
-
-
-def run_side_by_side(info, opt, params, rng, steps, grad_source=make_grads):
-    """Step ``opt`` and the reference together, checking params and state after every step.
-
-    float64 runs both for ``steps`` steps independently (logic errors show at rtol 1e-10).
-    float32 restarts the reference from the kernel's params and state before every step, so
-    each step is compared from identical inputs and rounding differences (fused multiply-adds)
-    cannot accumulate into a tolerance that would hide a real error.
-    """
-    reference_params = [p.copy() for p in params]
-    reference_states = [{} for _ in params]
-    groups = [g for g in opt.param_groups for _ in g["params"]]
-    resync = params[0].dtype == np.float32
-    state = {}
-    for step in range(1, steps + 1):
-        grads = grad_source(rng, params)
-        if resync:
-            reference_params = [p.copy() for p in params]
-            reference_states = [
-                {k: v.copy() for k, v in state.get(i, {}).items() if k != "step"}
-                for i in range(len(params))
-            ]
-        opt.step(grads)
-        state = opt.state_dict()["state"]
-        scale = 1.0 if opt.clip_norm is None else global_grad_scale(grads, opt.clip_norm)
-        for i, (param, grad) in enumerate(zip(reference_params, grads, strict=True)):
-            options = group_options(groups[i])
-            step_with_extras(
-                info.reference, param, grad, reference_states[i], step, grad_scale=scale, **options
-            )
-            dtype = params[i].dtype.type
-            assert_close(params[i], param, dtype, f"step {step} params[{i}]")
-            for name, value in reference_states[i].items():
-                assert_close(state[i][name], value, dtype, f"step {step} state[{i}][{name}]")
-            assert set(state[i]) == {"step", *reference_states[i]}
-            assert state[i]["step"] == step
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -511,12 +511,17 @@ def _chunk_sum_of_squares(grad):
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     body = grad.size - grad.size % 8
     for j in range(0, body, 8):
-        x0, x1, x2, x3 = float(grad[j]), float(grad[j + 1]), float(grad[j + 2]), float(grad[j + 3])
+        x0, x1, x2, x3 = (
+            np.float64(grad[j]),
+            np.float64(grad[j + 1]),
+            np.float64(grad[j + 2]),
+            np.float64(grad[j + 3]),
+        )
         x4, x5, x6, x7 = (
-            float(grad[j + 4]),
-            float(grad[j + 5]),
-            float(grad[j + 6]),
-            float(grad[j + 7]),
+            np.float64(grad[j + 4]),
+            np.float64(grad[j + 5]),
+            np.float64(grad[j + 6]),
+            np.float64(grad[j + 7]),
         )
         s0 += x0 * x0
         s1 += x1 * x1
@@ -528,7 +533,7 @@ def _chunk_sum_of_squares(grad):
         s7 += x7 * x7
     total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
     for j in range(body, grad.size):
-        total += float(grad[j]) * float(grad[j])
+        total += np.float64(grad[j]) * np.float64(grad[j])
     return total
 
 
@@ -586,7 +591,7 @@ def max_norm_columns(param_addresses, shapes, radii, like):
         norms = np.zeros(cols)
         for i in range(rows):
             for c in range(cols):
-                x = float(weights[i * cols + c])
+                x = np.float64(weights[i * cols + c])
                 norms[c] += x * x
         radius = radii[array]
         scale = np.empty(cols, like.dtype)
