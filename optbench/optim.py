@@ -234,6 +234,17 @@ class Optimizer:
     def _state_in_use(self, group):
         return self._state_names
 
+    def _prepare_step(self, hyper):
+        """Fill hyper values that change every step; called once the step is certain to run."""
+
+    def _group_step(self, group_index):
+        """Steps taken so far by the arrays of group ``group_index`` (they step together)."""
+        index = self._group_of.index(group_index)
+        for bucket in self._buckets:
+            if index in bucket.indices:
+                return int(bucket.steps[bucket.indices.index(index)])
+        raise AssertionError("every parameter is in a bucket")
+
     # ---------------------------------------------------------------- hot path
     def _hyper_table(self, groups=None):
         """Validate every group's options; return them as the kernels' float64 table.
@@ -306,6 +317,7 @@ class Optimizer:
                 return
             if self.clip_norm is not None:
                 hyper[:, 0] = _clip_factor(self.clip_norm, math.sqrt(squared_norm))
+        self._prepare_step(hyper)
         serial, parallel = self._kernels
         for bucket in self._buckets:
             if bucket.work.shape[0] == 0:
@@ -961,3 +973,198 @@ class Lion(Optimizer):
             *_betas(group),
             _real(group, "weight_decay"),
         )
+
+
+class NAdam(Optimizer):
+    r"""NAdam (Dozat 2016): Adam with Nesterov momentum, as ``torch.optim.NAdam``.
+
+    .. math::
+        \mu_t &= \beta_1 (1 - \tfrac12 0.96^{t\psi}), \quad P_t = \textstyle\prod_{i \le t} \mu_i \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \quad
+        d_t = \sqrt{v_t / (1 - \beta_2^t)} + \epsilon \\
+        p_t &= p_{t-1} - \gamma \frac{1 - \mu_t}{1 - P_t} \frac{g_t}{d_t}
+              - \gamma \frac{\mu_{t+1}}{1 - P_t \mu_{t+1}} \frac{m_t}{d_t}
+
+    The product :math:`P_t` is kept per group in float64 and listed per array as
+    ``mu_product`` in :meth:`state_dict`, as torch does.
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 2e-3)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.999))
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0 (default 0)
+    momentum_decay : float, >= 0 (default 4e-3): :math:`\psi`
+    decoupled_weight_decay : bool (default False): AdamW-style decay (NAdamW)
+    maximize : bool (default False)
+    """
+
+    _state_names = ("exp_avg", "exp_avg_sq")
+    _kernels = (kernels.nadam_serial, kernels.nadam_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=2e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum_decay=4e-3,
+        decoupled_weight_decay=False,
+        *,
+        maximize=False,
+        **extras,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "momentum_decay": momentum_decay,
+                "decoupled_weight_decay": decoupled_weight_decay,
+                "maximize": maximize,
+            },
+            **extras,
+        )
+        self._mu_product = [1.0] * len(self.param_groups)
+
+    def _hyper_row(self, group):
+        _real(group, "momentum_decay")
+        return (
+            _real(group, "lr"),
+            *_betas(group),
+            _real(group, "eps"),
+            _real(group, "weight_decay"),
+            _flag(group, "decoupled_weight_decay"),
+            math.nan,  # grad_coefficient, set by _prepare_step
+            math.nan,  # avg_coefficient, set by _prepare_step
+        )
+
+    def _prepare_step(self, hyper):
+        for i, group in enumerate(self.param_groups):
+            step = self._group_step(i) + 1
+            beta1, psi, lr = group["betas"][0], group["momentum_decay"], group["lr"]
+            mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+            mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+            self._mu_product[i] *= mu
+            hyper[i, 10] = lr * (1.0 - mu) / (1.0 - self._mu_product[i])
+            hyper[i, 11] = lr * mu_next / (1.0 - self._mu_product[i] * mu_next)
+
+    def state_dict(self):
+        saved = super().state_dict()
+        for i, entry in saved["state"].items():
+            entry["mu_product"] = self._mu_product[self._group_of[i]]
+        return saved
+
+    def load_state_dict(self, state_dict):
+        products = []
+        for i, group in enumerate(state_dict["param_groups"]):
+            values = {
+                float(state_dict["state"].get(index, {}).get("mu_product", 1.0))
+                for index in group["params"]
+            }
+            if len(values) != 1:
+                raise ValueError(f"param_groups[{i}]: arrays of one group differ in mu_product")
+            products.append(values.pop())
+        stripped = {
+            **state_dict,
+            "state": {
+                index: {k: v for k, v in entry.items() if k != "mu_product"}
+                for index, entry in state_dict["state"].items()
+            },
+        }
+        super().load_state_dict(stripped)
+        self._mu_product = products
+
+
+class AdaBound(Optimizer):
+    r"""AdaBound and AMSBound (Luo et al. 2019): Adam with dynamic bounds on the step size.
+
+    .. math::
+        \eta_t &= \gamma_{lr} \sqrt{1 - \beta_2^t} / (1 - \beta_1^t), \quad
+        f = \text{final\_lr} \cdot \gamma_{lr} / \text{base\_lr} \\
+        p_t &= p_{t-1} - \mathrm{clip}\Big(\frac{\eta_t}{\sqrt{v_t} + \epsilon},\,
+              f\big(1 - \tfrac{1}{\gamma t + 1}\big),\,
+              f\big(1 + \tfrac{1}{\gamma t}\big)\Big)\, m_t
+
+    The bounds converge to ``f``: AdaBound starts like Adam and ends like SGD at rate ``f``.
+    ``base_lr`` is the group's ``lr`` at construction (a schedule that lowers ``lr`` lowers the
+    final rate with it, as in the paper's code).
+
+    Parameters
+    ----------
+    lr : float, >= 0 (default 1e-3)
+    betas : (float, float), each in [0, 1) (default (0.9, 0.999))
+    final_lr : float, >= 0 (default 0.1)
+    gamma : float in [0, 1) (default 1e-3): convergence speed of the bounds
+    eps : float, >= 0 (default 1e-8)
+    weight_decay : float, >= 0 (default 0)
+    amsbound : bool (default False)
+    maximize : bool (default False)
+    """
+
+    _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _kernels = (kernels.adabound_serial, kernels.adabound_parallel)
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        final_lr=0.1,
+        gamma=1e-3,
+        eps=1e-8,
+        weight_decay=0.0,
+        amsbound=False,
+        *,
+        maximize=False,
+        **extras,
+    ):
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "betas": betas,
+                "final_lr": final_lr,
+                "gamma": gamma,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "amsbound": amsbound,
+                "maximize": maximize,
+                "base_lr": None,
+            },
+            **extras,
+        )
+
+    def _new_group(self, group, index):
+        group = super()._new_group(group, index)
+        if group["base_lr"] is None:
+            group["base_lr"] = group["lr"]
+        return group
+
+    def _hyper_row(self, group):
+        lr = _real(group, "lr")
+        base_lr = _real(group, "base_lr")
+        if base_lr == 0:
+            raise ValueError(
+                "base_lr (by default the lr at construction) must be > 0: "
+                "AdaBound scales final_lr by lr / base_lr"
+            )
+        return (
+            lr,
+            *_betas(group),
+            _real(group, "final_lr"),
+            _real(group, "gamma", 0.0, 1.0, high_open=True),
+            _real(group, "eps"),
+            _real(group, "weight_decay"),
+            _flag(group, "amsbound"),
+            base_lr,
+        )
+
+    def _state_in_use(self, group):
+        if group["amsbound"]:
+            return self._state_names
+        return ("exp_avg", "exp_avg_sq")

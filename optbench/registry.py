@@ -134,6 +134,31 @@ OPTIMIZERS = (
         ),
         lr=1e-4,
     ),
+    OptimizerInfo(
+        "nadam",
+        optim.NAdam,
+        reference.nadam,
+        variants=(
+            {},
+            {"weight_decay": 0.1},
+            {"weight_decay": 0.1, "decoupled_weight_decay": True},
+            {"betas": (0.5, 0.9), "momentum_decay": 0.1, "eps": 1e-3, "maximize": True},
+        ),
+        lr=2e-3,
+    ),
+    OptimizerInfo(
+        "adabound",
+        optim.AdaBound,
+        reference.adabound,
+        variants=(
+            {},
+            {"amsbound": True},
+            {"weight_decay": 0.1, "final_lr": 0.01},
+            # gamma = 0.5 closes the bounds within the test's steps
+            {"gamma": 0.5, "betas": (0.5, 0.9), "maximize": True, "amsbound": True},
+        ),
+        lr=1e-3,
+    ),
 )
 
 BY_NAME = {info.name: info for info in OPTIMIZERS}

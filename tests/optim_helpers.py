@@ -61,7 +61,11 @@ def run_side_by_side(info, opt, params, rng, steps, grad_source=make_grads):
         if resync:
             reference_params = [p.copy() for p in params]
             reference_states = [
-                {k: v.copy() for k, v in state.get(i, {}).items() if k != "step"}
+                {
+                    k: np.copy(v) if isinstance(v, np.ndarray) else v
+                    for k, v in state.get(i, {}).items()
+                    if k != "step"
+                }
                 for i in range(len(params))
             ]
         opt.step(grads)

@@ -213,3 +213,20 @@ def test_invalid_option_set_between_steps(info, rng):
     with pytest.raises(ValueError, match=r"param_groups\[1\]: lr must be"):
         opt.step(make_grads(rng, params))
     assert_unchanged(opt, params, before)
+
+
+def test_adabound_needs_a_positive_base_lr():
+    with pytest.raises(ValueError, match="base_lr"):
+        optim.AdaBound([np.zeros(3)], lr=0.0)
+    with pytest.raises(ValueError, match="gamma"):
+        optim.AdaBound([np.zeros(3)], gamma=1.0)
+
+
+def test_nadam_load_rejects_mixed_mu_products(rng):
+    params = make_params(rng, np.float64, SHAPES)
+    opt = optim.NAdam(params)
+    opt.step(make_grads(rng, params))
+    saved = opt.state_dict()
+    saved["state"][1]["mu_product"] = 0.5
+    with pytest.raises(ValueError, match="mu_product"):
+        opt.load_state_dict(saved)

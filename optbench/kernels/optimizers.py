@@ -475,6 +475,130 @@ def lion_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
 
 
 # --------------------------------------------------------------------------------------------
+# NAdam
+# hyper row: lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+#            grad_coefficient, avg_coefficient (both set by the optimizer before every step)
+# state rows: exp_avg, exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _nadam_chunk(param, grad, state, column, common, hp, step):
+    """NAdam (Dozat 2016) with torch's momentum schedule, as ``torch.optim.NAdam``.
+
+    mu_t = beta1 (1 - 0.5 * 0.96**(t psi)),  P_t = mu_1 ... mu_t  (kept by the optimizer)
+    grad_coefficient = lr (1 - mu_t) / (1 - P_t)
+    avg_coefficient = lr mu_{t+1} / (1 - P_t mu_{t+1})
+    m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+    d = sqrt(v / (1 - beta2**t)) + eps
+    p = p - grad_coefficient * g / d - avg_coefficient * m / d
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    decoupled = hp[5] != 0.0
+    factor, clip, l1 = _gradient_options(common, t)
+    decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
+    l2 = t(0.0) if decoupled else t(weight_decay)
+    grad_coefficient, avg_coefficient = t(hp[6]), t(hp[7])
+    bias_correction2 = t(1.0 - beta2**step)
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    eps = t(eps)
+    exp_avg = _state_row(state, 0, column, param.size)
+    exp_avg_sq = _state_row(state, 1, column, param.size)
+    for j in range(param.size):
+        g = _gradient(grad[j], param[j], factor, clip, l1)
+        p = param[j] * decay
+        if l2 != 0:
+            g = g + l2 * p
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        exp_avg[j] = m
+        exp_avg_sq[j] = v
+        denom = np.sqrt(v / bias_correction2) + eps
+        p = p - grad_coefficient * g / denom
+        param[j] = p - avg_coefficient * m / denom
+
+
+@njit(**SERIAL)
+def nadam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _nadam_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
+
+
+@njit(**PARALLEL)
+def nadam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _nadam_chunk(param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array])
+
+
+# --------------------------------------------------------------------------------------------
+# AdaBound
+# hyper row: lr, beta1, beta2, final_lr, gamma, eps, weight_decay, amsbound, base_lr
+# state rows: exp_avg, exp_avg_sq, max_exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**INLINE)
+def _adabound_chunk(param, grad, state, column, common, hp, step):
+    """AdaBound / AMSBound (Luo et al. 2019): Adam whose per-element step is clipped to bounds
+    that converge to SGD's.
+
+    m, v (or v_max with amsbound) as in Adam;  d = sqrt(v) + eps
+    eta = lr sqrt(1 - beta2**t) / (1 - beta1**t);  f = final_lr * lr / base_lr
+    lower = f (1 - 1 / (gamma t + 1)),  upper = f (1 + 1 / (gamma t))
+    p = p - clip(eta / d, lower, upper) * m
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, final_lr, gamma = hp[0], hp[1], hp[2], hp[3], hp[4]
+    eps, weight_decay, amsbound, base_lr = hp[5], hp[6], hp[7] != 0.0, hp[8]
+    factor, clip, l1 = _gradient_options(common, t)
+    step_size = t(lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step))
+    bound = final_lr * lr / base_lr
+    lower = t(bound * (1.0 - 1.0 / (gamma * step + 1.0)))
+    upper = t(bound * (1.0 + 1.0 / (gamma * step)))
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    eps, l2 = t(eps), t(weight_decay)
+    exp_avg = _state_row(state, 0, column, param.size)
+    exp_avg_sq = _state_row(state, 1, column, param.size)
+    max_exp_avg_sq = _state_row(state, 2, column, param.size)
+    for j in range(param.size):
+        g = _gradient(grad[j], param[j], factor, clip, l1)
+        if l2 != 0:
+            g = g + l2 * param[j]
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        exp_avg[j] = m
+        exp_avg_sq[j] = v
+        if amsbound:
+            v = np.maximum(max_exp_avg_sq[j], v)
+            max_exp_avg_sq[j] = v
+        rate = np.minimum(np.maximum(step_size / (np.sqrt(v) + eps), lower), upper)
+        param[j] = param[j] - rate * m
+
+
+@njit(**SERIAL)
+def adabound_serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in range(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adabound_chunk(
+            param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array]
+        )
+
+
+@njit(**PARALLEL)
+def adabound_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    _count_step(steps)
+    for k in prange(work.shape[0]):
+        param, grad, column, array, group = _chunk(k, work, param_addresses, grad_addresses, state)
+        _adabound_chunk(
+            param, grad, state, column, hyper[group, :4], hyper[group, 4:], steps[array]
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # Lookahead synchronization (not a step kernel: no gradients, called every k steps)
 # --------------------------------------------------------------------------------------------
 @njit(**SERIAL)

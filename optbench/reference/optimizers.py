@@ -236,3 +236,82 @@ def step_with_extras(
         over = norms > max_norm
         factors = (max_norm / norms[over]).astype(param.dtype)
         param[:, over] = param[:, over] * factors
+
+
+def nadam(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    betas,
+    eps,
+    weight_decay,
+    momentum_decay,
+    decoupled_weight_decay,
+    maximize,
+):
+    """NAdam: ``mu_t = b1 (1 - 0.5 * 0.96^(t psi))``, ``P_t = prod mu_i``; Adam's moments;
+    ``d = sqrt(v_t / (1 - b2^t)) + eps``;
+    ``p -= lr (1 - mu_t) / (1 - P_t) * g / d + lr mu_{t+1} / (1 - P_t mu_{t+1}) * m_t / d``."""
+    beta1, beta2 = betas
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+        state["mu_product"] = 1.0
+    g = _signed(grad, maximize)
+    if decoupled_weight_decay:
+        param *= 1.0 - lr * weight_decay
+    elif weight_decay != 0:
+        g = g + weight_decay * param
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    state["mu_product"] *= mu
+    state["exp_avg"] = beta1 * state["exp_avg"] + (1.0 - beta1) * g
+    state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1.0 - beta2) * g * g
+    denom = np.sqrt(state["exp_avg_sq"] / (1.0 - beta2**step)) + eps
+    param -= lr * (1.0 - mu) / (1.0 - state["mu_product"]) * g / denom
+    param -= lr * mu_next / (1.0 - state["mu_product"] * mu_next) * state["exp_avg"] / denom
+
+
+def adabound(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    betas,
+    final_lr,
+    gamma,
+    eps,
+    weight_decay,
+    amsbound,
+    base_lr,
+    maximize,
+):
+    """AdaBound: Adam's step ``lr sqrt(1 - b2^t) / (1 - b1^t) / (sqrt(v_t) + eps)`` clipped per
+    element to ``[f (1 - 1/(gamma t + 1)), f (1 + 1/(gamma t))]``, ``f = final_lr lr / base_lr``,
+    times ``m_t``."""
+    beta1, beta2 = betas
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+        if amsbound:
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    state["exp_avg"] = beta1 * state["exp_avg"] + (1.0 - beta1) * g
+    state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1.0 - beta2) * g * g
+    v = state["exp_avg_sq"]
+    if amsbound:
+        state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
+        v = state["max_exp_avg_sq"]
+    step_size = lr * (1.0 - beta2**step) ** 0.5 / (1.0 - beta1**step)
+    bound = final_lr * lr / base_lr
+    lower = bound * (1.0 - 1.0 / (gamma * step + 1.0))
+    upper = bound * (1.0 + 1.0 / (gamma * step)) if gamma * step else np.inf
+    rate = np.clip(step_size / (np.sqrt(v) + eps), lower, upper)
+    param -= rate * state["exp_avg"]
