@@ -1,0 +1,871 @@
+"""Layers for NumPy arrays with hand-written backward passes, in the manner of
+``torch.nn.functional``.
+
+Every layer is a pair of functions: the forward returns its output and a context, the backward
+takes the gradient of the loss with respect to that output and the context, and returns the
+gradients with respect to the forward's array arguments::
+
+    from optbench import nn
+
+    h, norm_ctx = nn.layer_norm(x, 128, weight, bias)
+    a, relu_ctx = nn.relu(h)
+    loss, loss_ctx = nn.cross_entropy(a @ w_out, labels)
+    da = nn.cross_entropy_backward(1.0, loss_ctx) @ w_out.T
+    dh = nn.relu_backward(da, relu_ctx)
+    dx, dweight, dbias = nn.layer_norm_backward(dh, norm_ctx)
+
+Arrays are float32 or float64, and outputs and gradients have the input's dtype; parameters
+must have the input's dtype too. Every argument is checked before any array is read or
+written; a bad one raises ``TypeError`` (type, dtype) or ``ValueError`` (shape, value) naming
+it. A context holds references to the forward's input or output, not copies: change those
+arrays in place before the backward pass and the gradients are wrong.
+
+Numerics: normalization statistics and loss sums are accumulated in float64, with stable
+algorithms (two-pass, Welford, Chan), so a float32 input with a mean of 1e6 and a standard
+deviation of 1 is normalized to float32 accuracy; every reduction is bitwise reproducible
+whatever the number of Numba threads. NaN and Inf propagate as in PyTorch. Random layers
+(``dropout``, ``rrelu`` in training) draw one key per call from the ``numpy.random.Generator``
+passed as ``rng``: the same generator state gives the same mask on any machine and any number
+of threads.
+"""
+
+import functools
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from .kernels import activations, losses, norms
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Below this many elements a layer runs on the calling thread: waking Numba's thread pool
+# costs more than the second thread saves (measured on LayerNorm and BatchNorm, 2 threads).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+_UINT64_MAX = np.iinfo(np.uint64).max
+
+
+# --------------------------------------------------------------------------------------------
+# validation and plumbing
+# --------------------------------------------------------------------------------------------
+def _array(name, value):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
+    return value
+
+
+def _like(name, value, dtype, shape):
+    """``value`` as a C-contiguous array of ``dtype`` and ``shape``, or an error naming it."""
+    _array(name, value)
+    if value.dtype != dtype:
+        raise TypeError(f"{name} has dtype {value.dtype}; expected {dtype}")
+    if value.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
+    return _contiguous(value)
+
+
+def _parameter(name, value, dtype, shape):
+    return None if value is None else _like(name, value, dtype, shape)
+
+
+def _contiguous(value):
+    # np.ascontiguousarray would turn a 0-d array into a 1-d one
+    return value if value.flags.c_contiguous else np.ascontiguousarray(value)
+
+
+def _real(name, value, low=-math.inf, high=math.inf, *, high_open=False):
+    if type(value) is not float:  # the common case skips the slow abstract-class checks
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        value = float(value)
+    in_range = low <= value < high if high_open else low <= value <= high
+    if not (math.isfinite(value) and in_range):
+        if math.isinf(low) and math.isinf(high):
+            allowed = ""
+        elif math.isinf(high):
+            allowed = f" >= {low}"
+        else:
+            allowed = f" in [{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number{allowed}, got {value!r}")
+    return value
+
+
+def _flag(name, value):
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _generator(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator in training mode, got {type(rng).__name__}"
+        )
+    return rng
+
+
+def _stream_key(rng):
+    """One uint64 drawn from ``rng``: the key of a counter-based random stream in the kernels."""
+    return rng.integers(_UINT64_MAX, dtype=np.uint64, endpoint=True)
+
+
+def _check_context(ctx, kind):
+    if not isinstance(ctx, kind):
+        raise TypeError(f"ctx must be a {kind.__name__}, got {type(ctx).__name__}")
+
+
+def _pick(kernels, size):
+    """The serial or the parallel kernel of a pair, by the number of elements."""
+    return kernels[size >= PARALLEL_MIN_ELEMENTS]
+
+
+def _pair(name):
+    return getattr(norms, name + "_serial"), getattr(norms, name + "_parallel")
+
+
+_LAYER_NORM_FORWARD = _pair("layer_norm_forward")
+_LAYER_NORM_BACKWARD = _pair("layer_norm_backward")
+_RMS_NORM_FORWARD = _pair("rms_norm_forward")
+_RMS_NORM_BACKWARD = _pair("rms_norm_backward")
+# BatchNorm kernels by the rank of the view: (N, C) or (N, C, L)
+_BATCH_NORM_FORWARD = {2: _pair("batch_norm_2d_forward"), 3: _pair("batch_norm_nd_forward")}
+_BATCH_NORM_BACKWARD = {2: _pair("batch_norm_2d_backward"), 3: _pair("batch_norm_nd_backward")}
+
+
+@functools.lru_cache(maxsize=32)
+def _filled(value, size, dtype):
+    """Weight of ones or bias of zeros standing in for an absent parameter (kernels only read)."""
+    return np.full(size, value, dtype)
+
+
+_NO_ARRAY = {dtype: np.empty(0, dtype) for dtype in FLOAT_DTYPES}
+
+
+def _normalized_shape(normalized_shape, x):
+    if type(normalized_shape) is int or (
+        isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool)
+    ):
+        shape = (int(normalized_shape),)
+    elif isinstance(normalized_shape, tuple | list) and all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in normalized_shape
+    ):
+        shape = tuple(int(n) for n in normalized_shape)
+    else:
+        raise TypeError(
+            f"normalized_shape must be an int or a tuple of ints, got {normalized_shape!r}"
+        )
+    if not shape or min(shape) < 1:
+        raise ValueError(f"normalized_shape must be non-empty and positive, got {shape}")
+    if len(shape) > x.ndim or x.shape[x.ndim - len(shape) :] != shape:
+        raise ValueError(f"normalized_shape {shape} is not the trailing shape of x {x.shape}")
+    return shape
+
+
+# --------------------------------------------------------------------------------------------
+# LayerNorm and RMSNorm
+# --------------------------------------------------------------------------------------------
+class LayerNormContext(NamedTuple):
+    """Saved by :func:`layer_norm`: the input as (rows, D), its row statistics (float64)."""
+
+    x: np.ndarray
+    shape: tuple
+    normalized_shape: tuple
+    weight: np.ndarray | None
+    has_bias: bool
+    mean: np.ndarray
+    rstd: np.ndarray
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization over the trailing ``normalized_shape`` axes, as ``F.layer_norm``.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``, with the mean and the biased variance
+    of each row of ``D = prod(normalized_shape)`` elements (two passes over the row).
+
+    Parameters
+    ----------
+    x : float32 or float64 array, shape (..., *normalized_shape)
+    normalized_shape : int or tuple of ints
+    weight, bias : arrays of shape ``normalized_shape`` and x's dtype, or None (1 and 0)
+    eps : float >= 0
+
+    Returns
+    -------
+    y : array like x
+    ctx : LayerNormContext, for :func:`layer_norm_backward`
+    """
+    _array("x", x)
+    shape = _normalized_shape(normalized_shape, x)
+    weight = _parameter("weight", weight, x.dtype, shape)
+    bias = _parameter("bias", bias, x.dtype, shape)
+    eps = _real("eps", eps, 0.0)
+    features = math.prod(shape)
+    rows = _contiguous(x).reshape(-1, features)
+    y = np.empty(x.shape, x.dtype)
+    mean, rstd = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+    kernel = _pick(_LAYER_NORM_FORWARD, x.size)
+    kernel(
+        rows,
+        _filled(1.0, features, x.dtype) if weight is None else weight.reshape(-1),
+        _filled(0.0, features, x.dtype) if bias is None else bias.reshape(-1),
+        eps,
+        y.reshape(rows.shape),
+        mean,
+        rstd,
+    )
+    return y, LayerNormContext(rows, x.shape, shape, weight, bias is not None, mean, rstd)
+
+
+def layer_norm_backward(dy, ctx):
+    """Gradients of :func:`layer_norm`: ``(dx, dweight, dbias)``, None for an absent parameter.
+
+    With ``x_hat = (x - mean) * rstd`` and ``g = dy * weight``, per row:
+    ``dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))``; summed over rows:
+    ``dweight = sum(dy * x_hat)``, ``dbias = sum(dy)``.
+    """
+    _check_context(ctx, LayerNormContext)
+    rows = ctx.x
+    dy = _like("dy", dy, rows.dtype, ctx.shape)
+    features = rows.shape[1]
+    param_grads = ctx.weight is not None or ctx.has_bias
+    dx = np.empty(ctx.shape, rows.dtype)
+    dweight = np.empty(features if param_grads else 0, rows.dtype)
+    dbias = np.empty(features if param_grads else 0, rows.dtype)
+    kernel = _pick(_LAYER_NORM_BACKWARD, rows.size)
+    kernel(
+        dy.reshape(rows.shape),
+        rows,
+        _filled(1.0, features, rows.dtype) if ctx.weight is None else ctx.weight.reshape(-1),
+        ctx.mean,
+        ctx.rstd,
+        param_grads,
+        dx.reshape(rows.shape),
+        dweight,
+        dbias,
+    )
+    return (
+        dx,
+        None if ctx.weight is None else dweight.reshape(ctx.normalized_shape),
+        dbias.reshape(ctx.normalized_shape) if ctx.has_bias else None,
+    )
+
+
+class RMSNormContext(NamedTuple):
+    """Saved by :func:`rms_norm`: the input as (rows, D) and each row's 1 / RMS (float64)."""
+
+    x: np.ndarray
+    shape: tuple
+    normalized_shape: tuple
+    weight: np.ndarray | None
+    rrms: np.ndarray
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None):
+    """RMS normalization over the trailing ``normalized_shape`` axes, as ``F.rms_norm``.
+
+    ``y = x / sqrt(mean(x^2) + eps) * weight``, the mean over each row of
+    ``D = prod(normalized_shape)`` elements.
+
+    Parameters
+    ----------
+    x : float32 or float64 array, shape (..., *normalized_shape)
+    normalized_shape : int or tuple of ints
+    weight : array of shape ``normalized_shape`` and x's dtype, or None (1)
+    eps : float >= 0, or None for the machine epsilon of x's dtype (as torch)
+
+    Returns
+    -------
+    y : array like x
+    ctx : RMSNormContext, for :func:`rms_norm_backward`
+    """
+    _array("x", x)
+    shape = _normalized_shape(normalized_shape, x)
+    weight = _parameter("weight", weight, x.dtype, shape)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else _real("eps", eps, 0.0)
+    features = math.prod(shape)
+    rows = _contiguous(x).reshape(-1, features)
+    y = np.empty(x.shape, x.dtype)
+    rrms = np.empty(rows.shape[0])
+    kernel = _pick(_RMS_NORM_FORWARD, x.size)
+    kernel(
+        rows,
+        _filled(1.0, features, x.dtype) if weight is None else weight.reshape(-1),
+        eps,
+        y.reshape(rows.shape),
+        rrms,
+    )
+    return y, RMSNormContext(rows, x.shape, shape, weight, rrms)
+
+
+def rms_norm_backward(dy, ctx):
+    """Gradients of :func:`rms_norm`: ``(dx, dweight)``, dweight None without a weight.
+
+    With ``r = rrms`` and ``g = dy * weight``, per row:
+    ``dx = r * (g - x * r^2 * mean(g * x))``; summed over rows: ``dweight = sum(dy * x * r)``.
+    """
+    _check_context(ctx, RMSNormContext)
+    rows = ctx.x
+    dy = _like("dy", dy, rows.dtype, ctx.shape)
+    features = rows.shape[1]
+    param_grads = ctx.weight is not None
+    dx = np.empty(ctx.shape, rows.dtype)
+    dweight = np.empty(features if param_grads else 0, rows.dtype)
+    kernel = _pick(_RMS_NORM_BACKWARD, rows.size)
+    kernel(
+        dy.reshape(rows.shape),
+        rows,
+        _filled(1.0, features, rows.dtype) if ctx.weight is None else ctx.weight.reshape(-1),
+        ctx.rrms,
+        param_grads,
+        dx.reshape(rows.shape),
+        dweight,
+    )
+    return dx, dweight.reshape(ctx.normalized_shape) if param_grads else None
+
+
+# --------------------------------------------------------------------------------------------
+# BatchNorm
+# --------------------------------------------------------------------------------------------
+class BatchNormContext(NamedTuple):
+    """Saved by :func:`batch_norm`: the input as (N, C) or (N, C, L), the statistics used."""
+
+    x: np.ndarray
+    shape: tuple
+    weight: np.ndarray | None
+    has_bias: bool
+    training: bool
+    mean: np.ndarray
+    invstd: np.ndarray
+
+
+def _running_statistic(name, value, dtype, channels):
+    if value is None:
+        return None
+    _like(name, value, dtype, channels)
+    if not (value.flags.writeable and value.flags.c_contiguous):
+        raise ValueError(f"{name} must be writeable and C-contiguous: it is updated in place")
+    return value
+
+
+def _batch_counter(num_batches_tracked):
+    if num_batches_tracked is None:
+        return None
+    if not (
+        isinstance(num_batches_tracked, np.ndarray)
+        and num_batches_tracked.dtype == np.int64
+        and num_batches_tracked.shape == ()
+    ):
+        raise TypeError("num_batches_tracked must be a 0-d int64 numpy array (a counter)")
+    if not num_batches_tracked.flags.writeable:
+        raise ValueError("num_batches_tracked is read-only; it is incremented in place")
+    return num_batches_tracked
+
+
+def batch_norm(
+    x,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training=True,
+    momentum=0.1,
+    eps=1e-5,
+    *,
+    num_batches_tracked=None,
+):
+    """Batch normalization per channel (axis 1), as ``F.batch_norm`` and ``nn.BatchNorm*d``.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``; mean and var are per channel
+    (axis 1), over the ``M = N * H * W`` values of the other axes.
+
+    * training: the batch mean and *biased* variance normalize; the running statistics, if
+      given, are updated in place with the batch mean and the *unbiased* variance:
+      ``running = (1 - momentum) * running + momentum * batch``;
+    * eval (``training=False``): ``running_mean`` and ``running_var`` normalize.
+
+    Parameters
+    ----------
+    x : float32 or float64 array, shape (N, C) or (N, C, *spatial)
+    running_mean, running_var : writeable arrays of shape (C,) and x's dtype, or both None
+        (training only: nothing to update)
+    weight, bias : arrays of shape (C,) and x's dtype, or None (1 and 0)
+    training : bool
+    momentum : float in [0, 1], or None for the cumulative average
+        ``momentum = 1 / num_batches_tracked`` (as ``nn.BatchNorm*d(momentum=None)``)
+    eps : float >= 0
+    num_batches_tracked : 0-d int64 array or None
+        Batch counter, incremented in place when training updates the running statistics;
+        needed for ``momentum=None``.
+
+    Returns
+    -------
+    y : array like x
+    ctx : BatchNormContext, for :func:`batch_norm_backward`
+    """
+    _array("x", x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (N, C, ...), got {x.shape}")
+    channels = x.shape[1:2]
+    running_mean = _running_statistic("running_mean", running_mean, x.dtype, channels)
+    running_var = _running_statistic("running_var", running_var, x.dtype, channels)
+    weight = _parameter("weight", weight, x.dtype, channels)
+    bias = _parameter("bias", bias, x.dtype, channels)
+    training = _flag("training", training)
+    momentum = None if momentum is None else _real("momentum", momentum, 0.0, 1.0)
+    eps = _real("eps", eps, 0.0)
+    num_batches_tracked = _batch_counter(num_batches_tracked)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must both be arrays or both be None")
+    tracking = running_mean is not None
+    if not training and not tracking:
+        raise ValueError("running_mean and running_var are needed in eval mode (training=False)")
+    if training and tracking and momentum is None and num_batches_tracked is None:
+        raise ValueError("momentum=None (cumulative average) needs num_batches_tracked")
+    values_per_channel = x.shape[0] * math.prod(x.shape[2:])
+    if training and values_per_channel < 2:
+        raise ValueError(f"x needs more than 1 value per channel in training, got shape {x.shape}")
+
+    factor = 0.0
+    if training and tracking:
+        if num_batches_tracked is not None:
+            num_batches_tracked += 1
+        factor = 1.0 / int(num_batches_tracked) if momentum is None else momentum
+    n_samples, n_channels = x.shape[0], x.shape[1]
+    run_length = math.prod(x.shape[2:])
+    # (N, C) kernels for inputs without spatial extent: down columns, vectorized across them
+    view_shape = (n_samples, n_channels) if run_length == 1 else (n_samples, n_channels, run_length)
+    view = _contiguous(x).reshape(view_shape)
+    kernel = _pick(_BATCH_NORM_FORWARD[view.ndim], x.size)
+    y = np.empty(x.shape, x.dtype)
+    mean, invstd = np.empty(n_channels), np.empty(n_channels)
+    kernel(
+        view,
+        _filled(1.0, n_channels, x.dtype) if weight is None else weight,
+        _filled(0.0, n_channels, x.dtype) if bias is None else bias,
+        running_mean if tracking else _NO_ARRAY[x.dtype],
+        running_var if tracking else _NO_ARRAY[x.dtype],
+        training,
+        factor,
+        eps,
+        y.reshape(view.shape),
+        mean,
+        invstd,
+    )
+    return y, BatchNormContext(view, x.shape, weight, bias is not None, training, mean, invstd)
+
+
+def batch_norm_backward(dy, ctx):
+    """Gradients of :func:`batch_norm`: ``(dx, dweight, dbias)``, None for an absent parameter.
+
+    With ``x_hat = (x - mean) * invstd`` and sums over a channel's M = N * L values:
+    ``dbias = sum(dy)``, ``dweight = sum(dy * x_hat)``;
+    training: ``dx = weight * invstd * (dy - dbias / M - x_hat * dweight / M)`` (the gradient
+    flows through the batch statistics); eval: ``dx = weight * invstd * dy``.
+    """
+    _check_context(ctx, BatchNormContext)
+    view = ctx.x
+    dy = _like("dy", dy, view.dtype, ctx.shape)
+    n_channels = view.shape[1]
+    param_grads = ctx.weight is not None or ctx.has_bias
+    dx = np.empty(ctx.shape, view.dtype)
+    dweight = np.empty(n_channels if param_grads else 0, view.dtype)
+    dbias = np.empty(n_channels if param_grads else 0, view.dtype)
+    kernel = _pick(_BATCH_NORM_BACKWARD[view.ndim], view.size)
+    kernel(
+        dy.reshape(view.shape),
+        view,
+        _filled(1.0, n_channels, view.dtype) if ctx.weight is None else ctx.weight,
+        ctx.mean,
+        ctx.invstd,
+        ctx.training,
+        param_grads,
+        dx.reshape(view.shape),
+        dweight,
+        dbias,
+    )
+    return dx, dweight if ctx.weight is not None else None, dbias if ctx.has_bias else None
+
+
+# --------------------------------------------------------------------------------------------
+# activations
+# --------------------------------------------------------------------------------------------
+def _elementwise(kernel, x, *options):
+    """``kernel(x, *options, y)`` over the flattened input; returns (contiguous x, y)."""
+    x = _contiguous(x)
+    y = np.empty(x.shape, x.dtype)
+    kernel(x.reshape(-1), *options, y.reshape(-1))
+    return x, y
+
+
+def _elementwise_backward(kernel, saved, dy, *options):
+    """``kernel(saved, dy, *options, dx)`` over flattened arrays; returns dx."""
+    dy = _like("dy", dy, saved.dtype, saved.shape)
+    dx = np.empty(saved.shape, saved.dtype)
+    kernel(saved.reshape(-1), dy.reshape(-1), *options, dx.reshape(-1))
+    return dx
+
+
+class ReLUContext(NamedTuple):
+    x: np.ndarray
+
+
+class LeakyReLUContext(NamedTuple):
+    x: np.ndarray
+    negative_slope: float
+
+
+class ELUContext(NamedTuple):
+    x: np.ndarray
+    alpha: float
+
+
+class PReLUContext(NamedTuple):
+    x: np.ndarray
+    weight: np.ndarray
+
+
+class RReLUContext(NamedTuple):
+    x: np.ndarray
+    lower: float
+    upper: float
+    training: bool
+    key: np.uint64
+
+
+class SigmoidContext(NamedTuple):
+    y: np.ndarray
+
+
+class TanhContext(NamedTuple):
+    y: np.ndarray
+
+
+def relu(x):
+    """``y = max(x, 0)``; NaN stays NaN. Returns ``(y, ctx)``."""
+    _array("x", x)
+    x, y = _elementwise(activations.relu_forward, x)
+    return y, ReLUContext(x)
+
+
+def relu_backward(dy, ctx):
+    """``dx = dy where x > 0, else 0``."""
+    _check_context(ctx, ReLUContext)
+    return _elementwise_backward(activations.relu_backward, ctx.x, dy)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``y = x if x > 0 else negative_slope * x``. Returns ``(y, ctx)``."""
+    _array("x", x)
+    negative_slope = _real("negative_slope", negative_slope)
+    x, y = _elementwise(activations.leaky_relu_forward, x, negative_slope)
+    return y, LeakyReLUContext(x, negative_slope)
+
+
+def leaky_relu_backward(dy, ctx):
+    """``dx = dy if x > 0 else negative_slope * dy``."""
+    _check_context(ctx, LeakyReLUContext)
+    return _elementwise_backward(activations.leaky_relu_backward, ctx.x, dy, ctx.negative_slope)
+
+
+def elu(x, alpha=1.0):
+    """``y = x if x > 0 else alpha * (exp(x) - 1)``. Returns ``(y, ctx)``."""
+    _array("x", x)
+    alpha = _real("alpha", alpha)
+    x, y = _elementwise(activations.elu_forward, x, alpha)
+    return y, ELUContext(x, alpha)
+
+
+def elu_backward(dy, ctx):
+    """``dx = dy if x > 0 else dy * alpha * exp(x)``."""
+    _check_context(ctx, ELUContext)
+    return _elementwise_backward(activations.elu_backward, ctx.x, dy, ctx.alpha)
+
+
+def _channels_view(x, n_parameters):
+    """(N, C, L) view of x for a per-channel parameter of ``n_parameters`` values (axis 1)."""
+    if n_parameters == 1:
+        return x.reshape(1, 1, x.size)
+    return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
+
+
+def prelu(x, weight):
+    """``y = x if x > 0 else weight[c] * x``, c the channel (axis 1), as ``F.prelu``.
+
+    ``weight`` has shape (1,) (one slope shared by all elements) or (C,) with
+    ``C = x.shape[1]``, and x's dtype. Returns ``(y, ctx)``.
+    """
+    _array("x", x)
+    _array("weight", weight)
+    n_channels = 1 if x.ndim < 2 else x.shape[1]
+    if weight.shape != (1,) and weight.shape != (n_channels,):
+        raise ValueError(
+            f"weight must have shape (1,) or ({n_channels},) for x of shape {x.shape}, "
+            f"got {weight.shape}"
+        )
+    weight = _like("weight", weight, x.dtype, weight.shape)
+    x = _contiguous(x)
+    y = np.empty(x.shape, x.dtype)
+    activations.prelu_forward(
+        _channels_view(x, weight.size), weight, _channels_view(y, weight.size)
+    )
+    return y, PReLUContext(x, weight)
+
+
+def prelu_backward(dy, ctx):
+    """Gradients of :func:`prelu`: ``(dx, dweight)``.
+
+    ``dx = dy if x > 0 else weight[c] * dy``; ``dweight[c] = sum over x <= 0 of x * dy``.
+    """
+    _check_context(ctx, PReLUContext)
+    x, weight = ctx.x, ctx.weight
+    dy = _like("dy", dy, x.dtype, x.shape)
+    dx = np.empty(x.shape, x.dtype)
+    dweight = np.empty(weight.shape, x.dtype)
+    activations.prelu_backward(
+        _channels_view(x, weight.size),
+        _channels_view(dy, weight.size),
+        weight,
+        _channels_view(dx, weight.size),
+        dweight,
+    )
+    return dx, dweight
+
+
+def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, rng=None):
+    """Randomized leaky ReLU, as ``F.rrelu``: ``y = x if x > 0 else a * x``.
+
+    Training: each element draws its own slope ``a ~ U(lower, upper)`` from a key drawn from
+    ``rng`` (a ``numpy.random.Generator``, required); eval: ``a = (lower + upper) / 2``.
+    Returns ``(y, ctx)``.
+    """
+    _array("x", x)
+    lower = _real("lower", lower)
+    upper = _real("upper", upper, lower)
+    training = _flag("training", training)
+    if not training:
+        x, y = _elementwise(activations.leaky_relu_forward, x, (lower + upper) / 2)
+        return y, RReLUContext(x, lower, upper, training, np.uint64(0))
+    key = _stream_key(_generator(rng))
+    x, y = _elementwise(activations.rrelu_train_forward, x, lower, upper, key)
+    return y, RReLUContext(x, lower, upper, training, key)
+
+
+def rrelu_backward(dy, ctx):
+    """``dx = dy if x > 0 else a * dy``, with the slopes of the forward call."""
+    _check_context(ctx, RReLUContext)
+    if not ctx.training:
+        mean_slope = (ctx.lower + ctx.upper) / 2
+        return _elementwise_backward(activations.leaky_relu_backward, ctx.x, dy, mean_slope)
+    return _elementwise_backward(
+        activations.rrelu_train_backward, ctx.x, dy, ctx.lower, ctx.upper, ctx.key
+    )
+
+
+def sigmoid(x):
+    """``y = 1 / (1 + exp(-x))``. Returns ``(y, ctx)``; the backward pass uses y."""
+    _array("x", x)
+    _, y = _elementwise(activations.sigmoid_forward, x)
+    return y, SigmoidContext(y)
+
+
+def sigmoid_backward(dy, ctx):
+    """``dx = dy * (1 - y) * y``."""
+    _check_context(ctx, SigmoidContext)
+    return _elementwise_backward(activations.sigmoid_backward, ctx.y, dy)
+
+
+def tanh(x):
+    """``y = tanh(x)``. Returns ``(y, ctx)``; the backward pass uses y."""
+    _array("x", x)
+    _, y = _elementwise(activations.tanh_forward, x)
+    return y, TanhContext(y)
+
+
+def tanh_backward(dy, ctx):
+    """``dx = dy * (1 - y^2)``."""
+    _check_context(ctx, TanhContext)
+    return _elementwise_backward(activations.tanh_backward, ctx.y, dy)
+
+
+# --------------------------------------------------------------------------------------------
+# dropout
+# --------------------------------------------------------------------------------------------
+class DropoutContext(NamedTuple):
+    """Saved by :func:`dropout`: no mask, only the key that regenerates it."""
+
+    shape: tuple
+    dtype: np.dtype
+    p: float
+    active: bool
+    key: np.uint64
+
+
+def _drop_below(p):
+    """Elements whose 53 random bits fall below this are dropped: probability p."""
+    return np.uint64(round(p * 2.0**53))
+
+
+def dropout(x, p=0.5, training=True, rng=None):
+    """Inverted dropout, as ``F.dropout``: ``y = x * m / (1 - p)``, ``m = 0`` with probability p.
+
+    The mask comes from a key drawn from ``rng`` (a ``numpy.random.Generator``, required when
+    training with p > 0). In eval mode, or with p = 0, ``y`` is ``x`` itself (not a copy).
+    A dropped NaN or Inf gives NaN, as in torch (``x * 0``).
+
+    Parameters
+    ----------
+    x : float32 or float64 array
+    p : float in [0, 1)
+    training : bool
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    y : array like x
+    ctx : DropoutContext, for :func:`dropout_backward`
+    """
+    _array("x", x)
+    p = _real("p", p, 0.0, 1.0, high_open=True)
+    training = _flag("training", training)
+    if not training or p == 0.0:
+        return x, DropoutContext(x.shape, x.dtype, p, False, np.uint64(0))
+    key = _stream_key(_generator(rng))
+    _, y = _elementwise(activations.dropout_forward, x, p, _drop_below(p), key)
+    return y, DropoutContext(x.shape, x.dtype, p, True, key)
+
+
+def dropout_backward(dy, ctx):
+    """``dx = dy * m / (1 - p)`` with the forward call's mask (``dy`` itself when inactive)."""
+    _check_context(ctx, DropoutContext)
+    dy = _like("dy", dy, ctx.dtype, ctx.shape)
+    if not ctx.active:
+        return dy
+    dx = np.empty(ctx.shape, ctx.dtype)
+    activations.dropout_backward(dy.reshape(-1), ctx.p, _drop_below(ctx.p), ctx.key, dx.reshape(-1))
+    return dx
+
+
+# --------------------------------------------------------------------------------------------
+# losses
+# --------------------------------------------------------------------------------------------
+_REDUCTIONS = ("mean", "sum")
+
+
+def _reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+class CrossEntropyContext(NamedTuple):
+    """Saved by :func:`cross_entropy`: logits, targets, each row's max and sum of
+    ``exp(logits - max)`` (float64).
+    """
+
+    logits: np.ndarray
+    targets: np.ndarray
+    row_max: np.ndarray
+    exp_sum: np.ndarray
+    reduction: str
+
+
+def cross_entropy(logits, targets, reduction="mean"):
+    """Softmax cross-entropy, as ``F.cross_entropy`` with class-index targets.
+
+    ``loss_i = logsumexp(logits_i) - logits_i[targets_i]``, computed as
+    ``m + log(sum(exp(logits_i - m)))`` with ``m = max(logits_i)``: no overflow for any finite
+    logits. The mean (or sum) over the N rows, in float64, rounded to the logits' dtype.
+
+    Parameters
+    ----------
+    logits : float32 or float64 array, shape (N, K), N >= 1
+    targets : integer array, shape (N,), values in [0, K)
+    reduction : "mean" or "sum"
+
+    Returns
+    -------
+    loss : scalar of the logits' dtype
+    ctx : CrossEntropyContext, for :func:`cross_entropy_backward`
+    """
+    _array("logits", logits)
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"logits must have shape (N, K) with N, K >= 1, got {logits.shape}")
+    if not isinstance(targets, np.ndarray) or not np.issubdtype(targets.dtype, np.integer):
+        raise TypeError(f"targets must be an integer numpy array, got {_describe(targets)}")
+    if targets.shape != logits.shape[:1]:
+        raise ValueError(f"targets must have shape {logits.shape[:1]}, got {targets.shape}")
+    reduction = _reduction(reduction)
+    logits = _contiguous(logits)
+    targets = np.ascontiguousarray(targets, dtype=np.int64)
+    row_max, exp_sum = np.empty(logits.shape[0]), np.empty(logits.shape[0])
+    bad_row, total = losses.cross_entropy_forward(logits, targets, row_max, exp_sum)
+    if bad_row >= 0:
+        raise ValueError(
+            f"targets[{bad_row}] = {targets[bad_row]} is not a class index in "
+            f"[0, {logits.shape[1]})"
+        )
+    loss = total / logits.shape[0] if reduction == "mean" else total
+    ctx = CrossEntropyContext(logits, targets, row_max, exp_sum, reduction)
+    return logits.dtype.type(loss), ctx
+
+
+def cross_entropy_backward(dloss, ctx):
+    """``dlogits = (softmax(logits) - onehot(targets)) * dloss`` (divided by N for the mean)."""
+    _check_context(ctx, CrossEntropyContext)
+    dloss = _loss_gradient(dloss)
+    logits = ctx.logits
+    scale = dloss / logits.shape[0] if ctx.reduction == "mean" else dloss
+    dlogits = np.empty(logits.shape, logits.dtype)
+    losses.cross_entropy_backward(logits, ctx.targets, ctx.row_max, ctx.exp_sum, scale, dlogits)
+    return dlogits
+
+
+class MSELossContext(NamedTuple):
+    prediction: np.ndarray
+    target: np.ndarray
+    reduction: str
+
+
+def mse_loss(prediction, target, reduction="mean"):
+    """Mean squared error, as ``F.mse_loss``: ``mean((prediction - target)^2)`` (or the sum).
+
+    Both arrays have the same shape (no broadcasting) and dtype; the sum runs in float64.
+    Returns ``(loss, ctx)``, the loss a scalar of the inputs' dtype.
+    """
+    _array("prediction", prediction)
+    if prediction.size == 0:
+        raise ValueError("prediction is empty")
+    target = _like("target", target, prediction.dtype, prediction.shape)
+    reduction = _reduction(reduction)
+    prediction = _contiguous(prediction)
+    total = losses.squared_error_sum(prediction.reshape(-1), target.reshape(-1))
+    loss = total / prediction.size if reduction == "mean" else total
+    return prediction.dtype.type(loss), MSELossContext(prediction, target, reduction)
+
+
+def mse_loss_backward(dloss, ctx):
+    """``dprediction = 2 * (prediction - target) * dloss`` (divided by n for the mean)."""
+    _check_context(ctx, MSELossContext)
+    dloss = _loss_gradient(dloss)
+    prediction = ctx.prediction
+    scale = dloss / prediction.size if ctx.reduction == "mean" else dloss
+    dprediction = np.empty(prediction.shape, prediction.dtype)
+    losses.squared_error_backward(
+        prediction.reshape(-1), ctx.target.reshape(-1), scale, dprediction.reshape(-1)
+    )
+    return dprediction
+
+
+def _loss_gradient(dloss):
+    """The upstream gradient of a scalar loss: any real number (NaN and Inf propagate)."""
+    if isinstance(dloss, bool | np.bool_) or not isinstance(dloss, numbers.Real):
+        raise TypeError(f"dloss must be a real number, got {_describe(dloss)}")
+    return float(dloss)
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"array of dtype {value.dtype}"
+    return type(value).__name__
