@@ -5,8 +5,12 @@ group of an optimizer before a step. Formulas follow ``torch.optim.lr_scheduler`
 so a schedule evaluated at step ``t`` equals torch's scheduler after ``t`` calls to ``step()``).
 """
 
+import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 
 def _positive(name, value):
@@ -211,3 +215,357 @@ def apply(schedule, optimizer, step):
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """The learning-rate range test's ramp (Smith 2017): ``lr(t) = min_lr (max_lr /
+    min_lr) ** (t / (steps - 1))``, exponential from ``min_lr`` at ``t = 0`` to ``max_lr`` at
+    ``t = steps - 1`` (equal steps in ``log lr``); held at ``max_lr`` after that."""
+
+    min_lr: float
+    max_lr: float
+    steps: int
+
+    def __post_init__(self):
+        _positive("min_lr", self.min_lr)
+        if not self.max_lr > self.min_lr:
+            raise ValueError(f"max_lr must be > min_lr, got {self.max_lr!r} <= {self.min_lr!r}")
+        if not (isinstance(self.steps, int) and self.steps >= 2):
+            raise ValueError(f"steps must be an integer >= 2, got {self.steps!r}")
+
+    def __call__(self, step):
+        fraction = min(step, self.steps - 1) / (self.steps - 1)
+        return self.min_lr * (self.max_lr / self.min_lr) ** fraction
+
+
+# --------------------------------------------------------------------------------------------
+# schedules by name, for the runner, sweeps and the command line
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScheduleOption:
+    """One option of a named schedule: default (``None``: derived from the run's length, as
+    ``help`` says), the type a command-line string is parsed into, and one line of help."""
+
+    default: object
+    type: type
+    help: str
+
+    def check_type(self, name, value):
+        """Raise a ``TypeError`` naming the option if ``value`` is not of its type (an int
+        is accepted for a float)."""
+        wanted = (numbers.Real if self.type is float else self.type, type(None))
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise TypeError(f"schedule option {name} must be a {self.type.__name__}, got {value!r}")
+
+    def parse(self, name, text):
+        """The option's value from a command-line string, or a ``ValueError`` naming it."""
+        if self.type is str:
+            return text
+        try:
+            return self.type(text)
+        except ValueError:
+            raise ValueError(
+                f"schedule option {name}={text!r}: expected a {self.type.__name__}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A schedule by name: ``build(lr, total_steps, **options)`` returns the schedule object.
+
+    ``lr`` is the run's nominal rate (the value a learning-rate sweep varies): the starting
+    rate of decaying schedules, the peak of cyclical and one-cycle, the first rate of the
+    range test. ``total_steps`` is the run's step budget, from which unset lengths are derived.
+    """
+
+    name: str
+    description: str
+    build: object
+    options: dict
+
+
+def _build_constant(lr, total_steps):
+    return Constant(lr)
+
+
+def _build_step(lr, total_steps, step_size=None, gamma=0.1):
+    step_size = max(1, total_steps // 3) if step_size is None else step_size
+    return StepDecay(lr, step_size, gamma)
+
+
+def _build_exponential(lr, total_steps, gamma=None):
+    gamma = 0.01 ** (1.0 / total_steps) if gamma is None else gamma
+    return Exponential(lr, gamma)
+
+
+def _build_cosine(lr, total_steps, T_max=None, eta_min=0.0):
+    return CosineAnnealing(lr, total_steps if T_max is None else T_max, eta_min)
+
+
+def _build_sgdr(lr, total_steps, T_0=None, T_mult=1, eta_min=0.0):
+    T_0 = max(1, total_steps // 4) if T_0 is None else T_0
+    return WarmRestarts(lr, T_0, T_mult, eta_min)
+
+
+def _build_cyclical(lr, total_steps, step_size=None, div_factor=4.0, mode="triangular"):
+    _positive("div_factor", div_factor)
+    step_size = max(1, total_steps // 4) if step_size is None else step_size
+    return Cyclical(lr / div_factor, lr, step_size, mode)
+
+
+def _build_one_cycle(lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+    return OneCycle(lr, total_steps, pct_start, div_factor, final_div_factor)
+
+
+def _build_range_test(lr, total_steps, max_lr=10.0):
+    return RangeTest(lr, max_lr, total_steps)
+
+
+_ETA_MIN = ScheduleOption(0.0, float, "floor of the cosine")
+
+SCHEDULES = {
+    info.name: info
+    for info in (
+        ScheduleInfo("constant", "lr(t) = lr", _build_constant, {}),
+        ScheduleInfo(
+            "step",
+            "lr * gamma ** floor(t / step_size) (torch StepLR)",
+            _build_step,
+            {
+                "step_size": ScheduleOption(None, int, "steps between decays (a third of the run)"),
+                "gamma": ScheduleOption(0.1, float, "factor applied at each decay"),
+            },
+        ),
+        ScheduleInfo(
+            "exponential",
+            "lr * gamma ** t (torch ExponentialLR)",
+            _build_exponential,
+            {
+                "gamma": ScheduleOption(
+                    None, float, "factor per step (default: 100-fold over the run)"
+                )
+            },
+        ),
+        ScheduleInfo(
+            "cosine",
+            "eta_min + (lr - eta_min)(1 + cos(pi t / T_max)) / 2 (torch CosineAnnealingLR)",
+            _build_cosine,
+            {
+                "T_max": ScheduleOption(None, int, "half-period in steps (the whole run)"),
+                "eta_min": _ETA_MIN,
+            },
+        ),
+        ScheduleInfo(
+            "sgdr",
+            "cosine with warm restarts, cycle i lasts T_0 * T_mult**i steps "
+            "(torch CosineAnnealingWarmRestarts)",
+            _build_sgdr,
+            {
+                "T_0": ScheduleOption(None, int, "first cycle in steps (a quarter of the run)"),
+                "T_mult": ScheduleOption(1, int, "growth factor of the cycle length"),
+                "eta_min": _ETA_MIN,
+            },
+        ),
+        ScheduleInfo(
+            "cyclical",
+            "triangular cycles between lr / div_factor and lr (torch CyclicLR)",
+            _build_cyclical,
+            {
+                "step_size": ScheduleOption(None, int, "steps per half cycle (run / 4)"),
+                "div_factor": ScheduleOption(4.0, float, "lr / base_lr"),
+                "mode": ScheduleOption("triangular", str, "triangular or triangular2"),
+            },
+        ),
+        ScheduleInfo(
+            "one_cycle",
+            "up from lr / div_factor to lr, then down to lr / div_factor / final_div_factor "
+            "(torch OneCycleLR, cosine)",
+            _build_one_cycle,
+            {
+                "pct_start": ScheduleOption(0.3, float, "fraction of the run spent rising"),
+                "div_factor": ScheduleOption(25.0, float, "lr / initial rate"),
+                "final_div_factor": ScheduleOption(1e4, float, "initial rate / final rate"),
+            },
+        ),
+        ScheduleInfo(
+            "range_test",
+            "exponential ramp from lr to max_lr over the run (the LR range test)",
+            _build_range_test,
+            {"max_lr": ScheduleOption(10.0, float, "rate at the last step")},
+        ),
+    )
+}
+
+# Options every named schedule takes: a linear warm-up in front of it (see :class:`Warmup`).
+WARMUP_OPTIONS = {
+    "warmup": ScheduleOption(0, int, "linear warm-up steps in front of the schedule (0: none)"),
+    "warmup_start_factor": ScheduleOption(1.0 / 3.0, float, "warm-up's first factor"),
+}
+
+
+def schedule_options(name):
+    """``{option: ScheduleOption}`` of the schedule called ``name``, warm-up options included."""
+    return {**get_schedule(name).options, **WARMUP_OPTIONS}
+
+
+def get_schedule(name):
+    """The :class:`ScheduleInfo` called ``name``; a ``ValueError`` lists the choices."""
+    try:
+        return SCHEDULES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}") from None
+
+
+def make(name, lr, *, total_steps, **options):
+    """The schedule called ``name`` at nominal rate ``lr`` for a run of ``total_steps`` steps.
+
+    ``options`` are those of ``schedule_options(name)``; ``warmup=k`` (k > 0) wraps the result
+    in :class:`Warmup`. Unknown options and bad values raise ``ValueError`` naming them.
+    """
+    info = get_schedule(name)
+    valid = schedule_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"schedule {name} has no option {unknown[0]!r}; its options are: {', '.join(valid)}"
+        )
+    if not (isinstance(total_steps, int) and total_steps >= 1):
+        raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+    for option, value in options.items():
+        valid[option].check_type(option, value)
+    warmup = options.pop("warmup", 0)
+    start_factor = options.pop("warmup_start_factor", WARMUP_OPTIONS["warmup_start_factor"].default)
+    schedule = info.build(lr, total_steps, **options)
+    if warmup:
+        schedule = Warmup(schedule, warmup, start_factor)
+    return schedule
+
+
+# --------------------------------------------------------------------------------------------
+# the learning-rate range test
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LRSuggestion:
+    """What a range test found (see :func:`suggest_lr`).
+
+    lr : the suggested rate, ``min_loss_lr / 10``.
+    min_loss_lr : the rate at the minimum of the smoothed loss, before divergence.
+    steepest_lr : the rate, below ``min_loss_lr``, where the smoothed loss falls fastest per
+        unit of ``log lr``.
+    divergence_lr : the rate at which the loss diverged, or ``None`` if the ramp ended first.
+    lrs, smoothed_loss : the smoothed curve up to divergence.
+    record : the runner's record of the test (``None`` from :func:`suggest_lr`).
+    """
+
+    lr: float
+    min_loss_lr: float
+    steepest_lr: float
+    divergence_lr: float | None
+    lrs: np.ndarray
+    smoothed_loss: np.ndarray
+    record: object = None
+
+
+def suggest_lr(lrs, losses, *, window=None, divergence_factor=4.0):
+    """Read a rate off an LR range test: loss ``losses[i]`` measured at rate ``lrs[i]``, the
+    rates increasing (exponentially, as :class:`RangeTest` makes them).
+
+    1. Smooth: ``s_j`` is the mean of ``window`` consecutive losses (odd; default about a
+       tenth of the points, at least 3), placed at the rate of the window's centre. A centred
+       mean does not lag behind the ramp as an exponential moving average does.
+    2. Cut at divergence: the first ``j`` where ``s_j`` is not finite or exceeds
+       ``divergence_factor * min(s_0..s_j)``; its rate is ``divergence_lr`` (a centred window
+       sees a blow-up up to half a window early) and the curve ends just before it.
+    3. ``min_loss_lr`` is the rate at the minimum of ``s``, and the suggestion is
+       ``min_loss_lr / 10``: an order of magnitude below the rate where the loss stops
+       falling, which is still on the descending part of the curve. ``steepest_lr`` (where
+       ``ds/d(log lr)`` is most negative, left of the minimum) is reported too, but not
+       suggested: on mini-batch losses its position is dominated by the noise of the flat
+       start of the curve (it moved over two decades between seeds of a least-squares test
+       problem whose minimum stayed within a factor 2).
+
+    Needs at least 3 smoothed points before divergence; a ``ValueError`` says so otherwise.
+    """
+    lrs = np.asarray(lrs, np.float64)
+    losses = np.asarray(losses, np.float64)
+    if lrs.ndim != 1 or lrs.shape != losses.shape:
+        raise ValueError(
+            f"lrs and losses must be 1-D of equal length, got {lrs.shape} and {losses.shape}"
+        )
+    if not (np.all(np.isfinite(lrs)) and np.all(lrs > 0) and np.all(np.diff(lrs) > 0)):
+        raise ValueError("lrs must be positive, finite and increasing")
+    if not divergence_factor > 1.0:
+        raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
+    if window is None:
+        window = max(3, len(losses) // 10 | 1)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be an odd integer >= 1, got {window!r}")
+    if len(losses) < window + 2:
+        raise ValueError(f"a range test needs at least {window + 2} points, got {len(losses)}")
+    smoothed = np.convolve(losses, np.ones(window) / window, mode="valid")
+    centres = lrs[window // 2 : len(lrs) - window // 2]
+    running_min = np.fmin.accumulate(smoothed)
+    diverged = ~np.isfinite(smoothed) | (smoothed > divergence_factor * running_min)
+    end = int(np.argmax(diverged)) if diverged.any() else len(smoothed)
+    if end < 3:
+        raise ValueError(
+            f"the loss diverged {end} smoothed points into the range test; it needs at least 3 "
+            "(start from a smaller min_lr)"
+        )
+    smoothed, kept = smoothed[:end], centres[:end]
+    lowest = int(np.argmin(smoothed))
+    slope = np.gradient(smoothed[: lowest + 1], np.log(kept[: lowest + 1])) if lowest else [0.0]
+    return LRSuggestion(
+        lr=float(kept[lowest]) / 10.0,
+        min_loss_lr=float(kept[lowest]),
+        steepest_lr=float(kept[int(np.argmin(slope))]),
+        divergence_lr=float(centres[end]) if end < len(centres) else None,
+        lrs=kept,
+        smoothed_loss=smoothed,
+    )
+
+
+def lr_range_test(
+    optimizer,
+    problem,
+    *,
+    min_lr=1e-6,
+    max_lr=10.0,
+    steps=100,
+    batch_size=32,
+    seed=0,
+    optimizer_options=None,
+    problem_options=None,
+    window=None,
+    divergence_factor=4.0,
+):
+    """Train with the rate rising exponentially from ``min_lr`` to ``max_lr`` over ``steps``
+    steps (:class:`RangeTest`), through :func:`optbench.runner.run`, and read a rate off the
+    mini-batch losses with :func:`suggest_lr`. The run ends early if the loss becomes
+    non-finite. Returns an :class:`LRSuggestion` whose ``record`` is the runner's record.
+    """
+    # imported here: the runner imports this module (schedules sit below the runner)
+    from . import runner
+
+    ramp = RangeTest(min_lr, max_lr, steps)
+    record = runner.run(
+        optimizer,
+        problem,
+        lr=min_lr,
+        batch_size=batch_size,
+        schedule=ramp,
+        steps=steps,
+        seed=seed,
+        optimizer_options=optimizer_options,
+        problem_options=problem_options,
+        evaluate=False,
+    )
+    trained = record[record["step"] > 0]
+    suggestion = suggest_lr(
+        trained["scheduled_lr"].to_numpy(),
+        trained["train_loss"].to_numpy(),
+        window=window,
+        divergence_factor=divergence_factor,
+    )
+    return dataclasses.replace(suggestion, record=record)

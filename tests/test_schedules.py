@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from optbench import optim, schedules
+from optbench import optim, runner, schedules
 
 
 def test_step_and_exponential():
@@ -89,3 +89,138 @@ def test_apply_sets_every_group():
 def test_bad_schedule_options(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+# --------------------------------------------------------------------------------------------
+# schedules by name
+# --------------------------------------------------------------------------------------------
+def test_every_named_schedule_builds_with_defaults_from_the_run_length():
+    for name in schedules.SCHEDULES:
+        schedule = schedules.make(name, 0.1, total_steps=100)
+        values = [schedule(t) for t in range(100)]
+        assert all(v >= 0 and math.isfinite(v) for v in values), name
+
+
+def test_named_schedules_derive_their_lengths():
+    cosine = schedules.make("cosine", 0.1, total_steps=50)
+    assert cosine == schedules.CosineAnnealing(0.1, T_max=50)
+    assert schedules.make("exponential", 2.0, total_steps=10)(10) == pytest.approx(0.02)
+    assert schedules.make("step", 1.0, total_steps=30) == schedules.StepDecay(1.0, 10, 0.1)
+    assert schedules.make("sgdr", 1.0, total_steps=40, T_mult=2).T_0 == 10
+    cyclical = schedules.make("cyclical", 0.4, total_steps=40)
+    assert cyclical == schedules.Cyclical(0.1, 0.4, 10)
+    assert schedules.make("one_cycle", 0.5, total_steps=20) == schedules.OneCycle(0.5, 20)
+    assert schedules.make("range_test", 1e-5, total_steps=11, max_lr=1e-1)(10) == pytest.approx(
+        1e-1
+    )
+
+
+def test_named_schedule_with_warmup():
+    warm = schedules.make("cosine", 0.3, total_steps=100, warmup=3, warmup_start_factor=0.1)
+    assert warm == schedules.Warmup(schedules.CosineAnnealing(0.3, 100), 3, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        ("cosin", {}, "unknown schedule 'cosin'; choose from constant, step, exponential"),
+        ("cosine", {"T": 5}, "schedule cosine has no option 'T'; its options are: T_max"),
+        ("cyclical", {"div_factor": 0.0}, "div_factor"),
+        ("cyclical", {"mode": "sine"}, "mode"),
+        ("cosine", {"warmup": -2}, "steps"),
+        ("cosine", {"warmup": 0.5}, "warmup must be a int"),
+        ("step", {"gamma": "0.5"}, "gamma must be a float"),
+    ],
+)
+def test_bad_named_schedule(name, options, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        schedules.make(name, 0.1, total_steps=100, **options)
+
+
+def test_schedule_option_parse():
+    options = schedules.schedule_options("sgdr")
+    assert options["T_0"].parse("T_0", "7") == 7
+    assert "warmup" in options
+    with pytest.raises(ValueError, match="T_0='x': expected a int"):
+        options["T_0"].parse("T_0", "x")
+
+
+# --------------------------------------------------------------------------------------------
+# the LR range test
+# --------------------------------------------------------------------------------------------
+def test_range_test_ramp_is_geometric():
+    ramp = schedules.RangeTest(1e-6, 1.0, steps=7)
+    values = np.array([ramp(t) for t in range(9)])
+    np.testing.assert_allclose(values[:7], np.geomspace(1e-6, 1.0, 7), rtol=1e-12)
+    assert values[7] == values[8] == 1.0  # held at the end
+    for bad, match in [
+        ((0.0, 1.0, 5), "min_lr"),
+        ((1.0, 0.5, 5), "max_lr"),
+        ((1e-3, 1, 1), "steps"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            schedules.RangeTest(*bad)
+
+
+def range_curve(lrs):
+    """A range-test curve in ``u = log10(lr)``: a logistic fall of 0.9 centred at ``u = -3``
+    (the steepest point), a parabolic rise from ``u = -2`` on, and a blow-up past 0.2."""
+    u = np.log10(lrs)
+    loss = 1.0 - 0.9 / (1.0 + np.exp(-2.0 * (u + 3.0))) + 0.1 * np.maximum(u + 2, 0) ** 2
+    return np.where(lrs > 0.2, loss * np.exp(10 * (u - np.log10(0.2))), loss)
+
+
+def synthetic_range_curve(rng, points=120):
+    lrs = np.geomspace(1e-6, 10.0, points)
+    return lrs, range_curve(lrs) + 0.01 * rng.standard_normal(points)
+
+
+def test_suggest_lr_on_a_known_curve(rng):
+    lrs, losses = synthetic_range_curve(rng)
+    found = schedules.suggest_lr(lrs, losses)
+    fine = np.geomspace(1e-6, 0.2, 100_000)
+    lowest = fine[np.argmin(range_curve(fine))]
+    assert lowest / 10**0.25 < found.min_loss_lr < lowest * 10**0.25
+    assert found.lr == pytest.approx(found.min_loss_lr / 10)
+    assert 10**-3.3 < found.steepest_lr < 10**-2.7
+    # the blow-up starts at 0.2; a centred window of 11 points (0.29 decades either side)
+    # sees it up to 5 points early
+    assert 0.2 / 10**0.3 < found.divergence_lr < 0.5
+    assert found.lrs[-1] < found.divergence_lr and len(found.lrs) == len(found.smoothed_loss)
+
+
+def test_suggest_lr_without_divergence_and_bad_input(rng):
+    lrs, losses = synthetic_range_curve(rng)
+    keep = lrs < 0.1
+    assert schedules.suggest_lr(lrs[keep], losses[keep]).divergence_lr is None
+    with pytest.raises(ValueError, match="increasing"):
+        schedules.suggest_lr(lrs[::-1], losses)
+    with pytest.raises(ValueError, match="equal length"):
+        schedules.suggest_lr(lrs, losses[1:])
+    with pytest.raises(ValueError, match="window"):
+        schedules.suggest_lr(lrs, losses, window=4)
+    blow_up = np.r_[1.0, 1.0, 1.0, 1.0, np.inf, np.inf, np.inf, np.inf]
+    with pytest.raises(ValueError, match="smaller min_lr"):
+        schedules.suggest_lr(np.geomspace(1, 10, 8), blow_up, window=3)
+
+
+def test_lr_range_test_through_the_runner():
+    found = schedules.lr_range_test(
+        "sgd", "logistic_regression", min_lr=1e-5, max_lr=1e3, steps=80, batch_size=50
+    )
+    record = found.record
+    trained = record[record["step"] > 0]
+    np.testing.assert_allclose(
+        trained["scheduled_lr"], np.geomspace(1e-5, 1e3, 80)[: len(trained)], rtol=1e-12
+    )
+    assert record["full_train_loss"].isna().all()  # no evaluations during a range test
+    assert 1e-5 < found.lr < found.min_loss_lr <= 1e3
+    # the suggestion trains: a short run at it lowers the loss far more than one at min_lr
+    final = {
+        lr: runner.run("sgd", "logistic_regression", lr=lr, batch_size=50, epochs=1)[
+            "full_train_loss"
+        ].iat[-1]
+        for lr in (1e-5, found.lr)
+    }
+    start = np.log(2.0)  # the logistic loss at w = 0
+    assert start - final[found.lr] > 10 * (start - final[1e-5])

@@ -1,0 +1,95 @@
+"""``optbench list``: the problems, optimizers and schedules, with their options."""
+
+import inspect
+import re
+
+from .. import problems, registry, runner, schedules
+from ..cli import UsageError
+
+SECTIONS = ("problems", "optimizers", "schedules")
+# The extras every optimizer takes (optbench.optim.Optimizer), which its own docstring omits.
+EXTRA_HELP = {
+    "clip_value": "clip every gradient element to [-clip_value, clip_value] (none: off)",
+    "l1": "L1 penalty: adds l1 * sign(p) to the gradient",
+    "max_norm": "rescale each column of a 2-D weight to L2 norm <= max_norm (none: off)",
+    "clip_norm": "scale the gradients so that their global L2 norm is <= clip_norm (none: off)",
+    "nonfinite": "a NaN/Inf gradient: propagate, raise or skip the step",
+}
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "what",
+        nargs="*",
+        metavar="SECTION",
+        help=f"list only these sections ({', '.join(SECTIONS)}); default: all",
+    )
+
+
+def _documented_parameters(cls):
+    """``{name: text}`` from the ``name : text`` lines of the numpydoc Parameters sections of
+    ``cls`` and its bases (a subclass may document only what differs), without the
+    ``(default ...)`` part: the listing shows the constructor's actual default."""
+    documented = {}
+    for klass in reversed(cls.__mro__):
+        section = (inspect.getdoc(klass) or "").partition("Parameters\n----------\n")[2]
+        for name, text in re.findall(r"^(\w+) : (.+)$", section, flags=re.MULTILINE):
+            documented[name] = re.sub(r"\s*\(default (?:[^()]|\([^()]*\))*\)", "", text)
+    return documented
+
+
+def _problems():
+    lines = ["problems"]
+    for name, cls in problems.PROBLEMS.items():
+        lines.append(f"  {name:20} {cls.description}")
+        for option, spec in cls.options.items():
+            lines.append(f"      {option:24} {spec.describe()}")
+    return lines
+
+
+def _optimizers():
+    lines = ["optimizers (--optimizer NAME --lr X --opt KEY=VALUE)"]
+    for info in registry.OPTIMIZERS:
+        lines.append(f"  {info.name:20} {info.cls.__name__}, default lr {info.lr:g}")
+        documented = _documented_parameters(info.cls)
+        for option, default in runner.optimizer_option_defaults(info).items():
+            if option not in EXTRA_HELP:
+                lines.append(
+                    f"      {option:24} {documented.get(option, '')} (default {default!r})"
+                )
+    lines.append("  every optimizer also takes")
+    defaults = runner.optimizer_option_defaults(registry.OPTIMIZERS[0])
+    for option, text in EXTRA_HELP.items():
+        lines.append(f"      {option:24} {text} (default {defaults[option]!r})")
+    return lines
+
+
+def _schedule_option(option, spec):
+    if spec.default is None:
+        default = "from the run's length"
+    elif isinstance(spec.default, str):
+        default = repr(spec.default)
+    else:
+        default = f"{spec.default:g}"
+    return f"      {option:24} {spec.help} ({spec.type.__name__}, default {default})"
+
+
+def _schedules():
+    lines = ["schedules (--schedule NAME --schedule-opt KEY=VALUE; lr is the run's --lr)"]
+    for name, info in schedules.SCHEDULES.items():
+        lines.append(f"  {name:20} {info.description}")
+        lines.extend(_schedule_option(o, spec) for o, spec in info.options.items())
+    lines.append("  every schedule also takes")
+    lines.extend(_schedule_option(o, spec) for o, spec in schedules.WARMUP_OPTIONS.items())
+    return lines
+
+
+def command(args):
+    unknown = [section for section in args.what if section not in SECTIONS]
+    if unknown:
+        raise UsageError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    chosen = args.what or SECTIONS
+    builders = {"problems": _problems, "optimizers": _optimizers, "schedules": _schedules}
+    blocks = ["\n".join(builders[section]()) for section in SECTIONS if section in chosen]
+    print("\n\n".join(blocks))
+    return 0

@@ -1,0 +1,630 @@
+"""Train one optimizer on one problem and record the run as a tidy table: :func:`run`.
+
+::
+
+    record = runner.run("adam", "digits_mlp", lr=1e-3, batch_size=32, epochs=5, seed=0)
+    record.loc[record.test_loss.notna(), ["epoch", "test_loss", "test_accuracy"]]
+
+The record has one row per logged step. Step ``t`` is the ``t``-th optimizer update; row 0
+describes the initial parameters. Rows are written at step 0, at every multiple of
+``log_every``, at the end of every epoch of a problem with data, at the last step, and at the
+step where a run diverged. Columns:
+
+===================  =============================================================================
+problem              the problem's name
+optimizer            the optimizer's name
+lr                   the nominal learning rate of the run (a schedule's base or peak)
+batch_size           mini-batch size (the training set's size for a full batch)
+seed                 the run's seed
+step                 optimizer updates done (0: the initial parameters)
+epoch                passes over the training set done, ``examples_seen / n_train`` (fractional)
+examples_seen        training examples used for gradients so far
+scheduled_lr         the learning rate used by the update of this step (``lr`` at step 0)
+train_loss           the mini-batch loss of this step, measured at the parameters the update
+                     started from (NaN at step 0): cheap, noisy, recorded at every logged step
+full_train_loss      loss on the whole training set at the parameters after the step, in eval
+                     mode (no dropout, running BatchNorm statistics); only at evaluation points
+test_loss            held-out loss at the parameters after the step; only at evaluation points,
+                     NaN for problems without held-out data
+test_accuracy        held-out accuracy in [0, 1]; at evaluation points, classifiers only
+distance_to_optimum  ``||x - x_star||_2`` at evaluation points, for problems whose minimizer
+                     ``x_star`` is known (NaN for the others)
+grad_norm            global L2 norm of this step's mini-batch gradient, sqrt(sum_i ||g_i||^2)
+wall_time            seconds spent training up to and including this step: batch sampling,
+                     loss and gradient, the schedule and the optimizer update; evaluation and
+                     logging are excluded, and so is JIT compilation (a warm-up step on a twin
+                     problem runs before the clock starts)
+diverged             True on the row of the step at which the run diverged (its last row)
+param_0, param_1     the parameters after the step (``record_params``, 2-D problems)
+layer_grad_norm_i    L2 norm of layer i's gradient, input layer first
+                     (``record_layer_grad_norms``, problems with ``last_layer_grad_norms``)
+optimizer_options    JSON of the optimizer options given (``{}``: the defaults)
+problem_options      JSON of the problem options that differ from their defaults
+schedule             ``constant``, a schedule name with its options, or the schedule's repr
+===================  =============================================================================
+
+Evaluation points are step 0, the end of every epoch (every logged step for problems without
+data, whose epoch is one step), the last step, and a step where early stopping fires.
+
+A run diverges when the mini-batch loss is not finite or exceeds ``divergence_bound``, or the
+optimizer refuses a non-finite gradient (``nonfinite="raise"``); the update is not applied,
+the row is marked and the run ends: divergence is a result, never an exception.
+
+Reproducibility: the problem is built from ``seed`` (its data, initial point and dropout
+masks) and the batch order comes from a generator seeded with the first child of
+``numpy.random.SeedSequence(seed)``, so equal arguments give identical records, wall_time
+excepted.
+"""
+
+import inspect
+import json
+import math
+import numbers
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import optim, registry, schedules
+from .problems.base import Problem
+
+_EVALUATION_COLUMNS = ("full_train_loss", "test_loss", "test_accuracy", "distance_to_optimum")
+MONITORS = ("train_loss", "full_train_loss", "test_loss", "test_accuracy")
+# Budget of a run given neither epochs nor steps.
+DEFAULT_EPOCHS = 5  # problems with data
+DEFAULT_STEPS = 1000  # problems without data (one step per epoch)
+# Options of every optimizer (see optim.Optimizer), besides those of its own constructor.
+_EXTRA_OPTIONS = ("clip_value", "l1", "max_norm", "clip_norm", "nonfinite")
+# (problem type, config, optimizer class, options, batch size) already compiled in this process
+_WARMED = set()
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop a run when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
+    consecutive checks.
+
+    A check happens at every row where the monitored column has a value (every logged step for
+    ``train_loss``, every evaluation point for the others). ``mode`` is ``"min"`` or ``"max"``;
+    ``None`` means ``"max"`` for ``test_accuracy`` and ``"min"`` otherwise. A value improves on
+    the best so far ``b`` if it is below ``b - min_delta`` (``"min"``) or above ``b +
+    min_delta`` (``"max"``).
+    """
+
+    monitor: str = "test_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    mode: str | None = None
+
+    def __post_init__(self):
+        if self.monitor not in MONITORS:
+            raise ValueError(
+                f"early stopping monitor {self.monitor!r} is not a column that can be "
+                f"monitored; choose from {', '.join(MONITORS)}"
+            )
+        _count("patience", self.patience)
+        if not (_is_real(self.min_delta) and 0 <= self.min_delta < math.inf):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {self.min_delta!r}")
+        if self.mode not in (None, "min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or None, got {self.mode!r}")
+
+    @property
+    def maximize(self):
+        return self.mode == "max" or (self.mode is None and self.monitor == "test_accuracy")
+
+
+class _Stopper:
+    """The state of one run's early stopping."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.best = None
+        self.checks_without_improvement = 0
+
+    def should_stop(self, value):
+        if value is None or math.isnan(value):
+            return False
+        sign = -1.0 if self.rule.maximize else 1.0
+        if self.best is None or sign * value < sign * self.best - self.rule.min_delta:
+            self.best, self.checks_without_improvement = value, 0
+            return False
+        self.checks_without_improvement += 1
+        return self.checks_without_improvement >= self.rule.patience
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _is_count(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _count(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _learning_rate(lr):
+    if not _is_real(lr):
+        raise TypeError(f"lr must be a real number, got {type(lr).__name__}")
+    if not (math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    return float(lr)
+
+
+# --------------------------------------------------------------------------------------------
+# optimizers and problems by name
+# --------------------------------------------------------------------------------------------
+def resolve_optimizer(optimizer):
+    """An :class:`~optbench.registry.OptimizerInfo` from a name, an entry or an optimizer class
+    (a class outside the registry runs at its constructor's default ``lr``)."""
+    if isinstance(optimizer, str):
+        return registry.get(optimizer)
+    if isinstance(optimizer, registry.OptimizerInfo):
+        return optimizer
+    if isinstance(optimizer, type) and issubclass(optimizer, optim.Optimizer):
+        for info in registry.OPTIMIZERS:
+            if info.cls is optimizer:
+                return info
+        default_lr = inspect.signature(optimizer).parameters["lr"].default
+        return registry.OptimizerInfo(optimizer.__name__.lower(), optimizer, None, lr=default_lr)
+    raise TypeError(
+        "optimizer must be a name, a registry.OptimizerInfo or an optim.Optimizer subclass, "
+        f"got {type(optimizer).__name__}"
+    )
+
+
+def optimizer_option_defaults(optimizer):
+    """``{option: default}`` of an optimizer's constructor (``lr`` aside), the extras shared by
+    every optimizer (``clip_value``, ``l1``, ``max_norm``, ``clip_norm``, ``nonfinite``)
+    included."""
+    info = resolve_optimizer(optimizer)
+    own = inspect.signature(info.cls).parameters
+    shared = inspect.signature(optim.Optimizer).parameters
+    options = {
+        name: p.default
+        for name, p in own.items()
+        if name not in ("params", "lr") and p.kind is not p.VAR_KEYWORD
+    }
+    options.update({name: shared[name].default for name in _EXTRA_OPTIONS})
+    return options
+
+
+def check_optimizer_options(optimizer, options):
+    """Raise a ``ValueError``/``TypeError`` naming the first unknown option or bad value.
+
+    Values are checked by building the optimizer over a one-element array, so the messages are
+    the optimizer's own.
+    """
+    info = resolve_optimizer(optimizer)
+    if not isinstance(options, dict):
+        raise TypeError(f"optimizer_options must be a dict, got {type(options).__name__}")
+    valid = optimizer_option_defaults(info)
+    for name in options:
+        if name == "lr":
+            raise ValueError(f"give the learning rate as lr, not as an option of {info.name}")
+        if name not in valid:
+            raise ValueError(
+                f"{info.name} has no option {name!r}; its options are: {', '.join(valid)}"
+            )
+    info.cls([np.zeros(1)], lr=info.lr, **options)
+
+
+def parse_optimizer_option(optimizer, name, text):
+    """An optimizer option's value from a command-line string, typed by its default.
+
+    Booleans take true/false (also 1/0, yes/no); pairs such as ``betas`` take ``"0.9,0.999"``;
+    options that default to ``None`` take a number or ``none``.
+    """
+    info = resolve_optimizer(optimizer)
+    defaults = optimizer_option_defaults(info)
+    if name not in defaults:
+        raise ValueError(
+            f"{info.name} has no option {name!r}; its options are: {', '.join(defaults)}"
+        )
+    default, text = defaults[name], text.strip()
+
+    def bad(expected):
+        return ValueError(f"optimizer option {name}={text!r}: expected {expected}")
+
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise bad("true or false")
+            return text.lower() in ("true", "1", "yes")
+        if isinstance(default, tuple):
+            values = tuple(float(part) for part in text.split(","))
+            if len(values) != len(default):
+                raise bad(f"{len(default)} comma-separated numbers")
+            return values
+        if default is None:
+            return None if text.lower() == "none" else float(text)
+        if isinstance(default, str):
+            return text
+        return type(default)(text)
+    except ValueError as error:
+        if str(error).startswith("optimizer option"):
+            raise
+        raise bad(f"a {'number' if default is None else type(default).__name__}") from None
+
+
+def resolve_problem_class(problem):
+    """The :class:`~optbench.problems.base.Problem` subclass called ``problem`` (or given)."""
+    if isinstance(problem, type) and issubclass(problem, Problem):
+        return problem
+    if not isinstance(problem, str):
+        raise TypeError(
+            f"problem must be a name, a Problem subclass or instance, got {type(problem).__name__}"
+        )
+    from . import problems
+
+    return problems.get(problem)
+
+
+def parse_problem_option(problem, name, text):
+    """A problem option's value from a command-line string (:meth:`Option.parse`)."""
+    cls = resolve_problem_class(problem)
+    if name not in cls.options:
+        valid = ", ".join(cls.options) or "none"
+        raise ValueError(f"{cls.name} has no option {name!r}; its options are: {valid}")
+    return cls.options[name].parse(name, text)
+
+
+def build_problem(problem, seed=0, options=None):
+    """A problem instance from a name or class (built with ``seed`` and ``options``), or the
+    instance given (then ``options`` must be empty: it was built with its own)."""
+    options = dict(options or {})
+    if isinstance(problem, Problem):
+        if options:
+            raise ValueError("problem_options apply to a problem given by name or class")
+        return problem
+    return resolve_problem_class(problem)(seed=seed, **options)
+
+
+def _changed_options(problem):
+    return {k: v for k, v in problem.config.items() if v != problem.options[k].default}
+
+
+def _json(options):
+    return json.dumps(options, sort_keys=True, default=str)
+
+
+def _budget(problem, batch_size, epochs, steps):
+    per_epoch = problem.steps_per_epoch(batch_size)
+    if epochs is not None and steps is not None:
+        raise ValueError("give epochs or steps, not both")
+    if steps is not None:
+        return _count("steps", steps)
+    if epochs is None:
+        return DEFAULT_STEPS if problem.n_train == 1 else DEFAULT_EPOCHS * per_epoch
+    return _count("epochs", epochs) * per_epoch
+
+
+def _resolve_schedule(schedule, options, lr, total_steps):
+    """(schedule object or None, its description for the record)."""
+    options = dict(options or {})
+    if schedule is None:
+        if options:
+            raise ValueError("schedule_options need a schedule")
+        return None, "constant"
+    if schedule == "constant" and not options:
+        return None, "constant"
+    if isinstance(schedule, str):
+        built = schedules.make(schedule, lr, total_steps=total_steps, **options)
+        described = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+        return built, f"{schedule}({described})" if options else schedule
+    if not callable(schedule):
+        raise TypeError(f"schedule must be a name or a callable, got {type(schedule).__name__}")
+    if options:
+        raise ValueError("schedule_options apply to a schedule given by name")
+    return schedule, repr(schedule)
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------
+def _warm_up(problem, info, lr, options, batch_size):
+    """One step on a twin of ``problem`` (same seed and options) so that every kernel the run
+    calls is compiled before its clock starts; the run's own problem is not touched."""
+    key = (type(problem), _json(problem.config), info.cls, _json(options), batch_size)
+    if key in _WARMED:
+        return
+    twin = type(problem)(seed=problem.seed, **problem.config)
+    params = twin.initial_params()
+    batch = next(iter(twin.batches(batch_size, np.random.default_rng(0))))
+    try:
+        _, grads = twin.loss_and_grad(params, batch)
+        info.cls(params, lr=lr, **options).step(grads)
+    except FloatingPointError:
+        pass  # a non-finite first gradient: the run will record the divergence
+    _WARMED.add(key)
+
+
+def _grad_norm(grads):
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+
+
+def _flat_params(params):
+    return np.concatenate([np.ravel(p) for p in params])
+
+
+def batch_order_rng(seed):
+    """The generator that orders mini-batches: first child of ``SeedSequence(seed)``."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+
+def _batch_stream(problem, batch_size, rng):
+    while True:
+        yield from problem.batches(batch_size, rng)
+
+
+def run(
+    optimizer,
+    problem,
+    *,
+    lr=None,
+    batch_size=32,
+    schedule=None,
+    schedule_options=None,
+    epochs=None,
+    steps=None,
+    seed=0,
+    optimizer_options=None,
+    problem_options=None,
+    log_every=1,
+    early_stopping=None,
+    divergence_bound=None,
+    record_params=False,
+    record_layer_grad_norms=False,
+    evaluate=True,
+):
+    """Train ``optimizer`` on ``problem`` and return the record (see the module docstring).
+
+    Parameters
+    ----------
+    optimizer : str, registry.OptimizerInfo or optim.Optimizer subclass
+    problem : str, Problem subclass or Problem instance (used as built, with its own seed and
+        random streams: ``seed`` then orders the batches only)
+    lr : float >= 0, or None for the registry's ``lr`` of the optimizer
+    batch_size : int in [1, n_train], or None / "full" for the whole training set
+    schedule : None (constant ``lr``), a name of :data:`optbench.schedules.SCHEDULES` (built
+        at ``lr`` for the run's length with ``schedule_options``), or a callable
+        ``step -> lr`` used as given
+    epochs, steps : the budget, at most one of them; neither: ``DEFAULT_EPOCHS`` epochs for
+        problems with data, ``DEFAULT_STEPS`` steps for the others
+    seed : int >= 0; builds the problem and orders the batches
+    optimizer_options, problem_options : dicts of constructor options
+    log_every : int >= 1, steps between logged rows
+    early_stopping : EarlyStopping or None
+    divergence_bound : float or None; a mini-batch loss above it ends the run as diverged
+    record_params : add ``param_0, param_1`` (the problem must have 2 parameters)
+    record_layer_grad_norms : add ``layer_grad_norm_<i>`` (the problem must expose
+        ``last_layer_grad_norms``)
+    evaluate : False skips evaluation altogether (``full_train_loss``, ``test_*`` stay NaN)
+
+    Every argument is checked, with a ``ValueError``/``TypeError`` naming it, before training.
+    """
+    info = resolve_optimizer(optimizer)
+    optimizer_options = dict(optimizer_options or {})
+    check_optimizer_options(info, optimizer_options)
+    lr = info.lr if lr is None else _learning_rate(lr)
+    log_every = _count("log_every", log_every)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"early_stopping must be an EarlyStopping, got {early_stopping!r}")
+    if divergence_bound is not None and not (
+        _is_real(divergence_bound) and math.isfinite(divergence_bound)
+    ):
+        raise ValueError(f"divergence_bound must be a finite number, got {divergence_bound!r}")
+    problem = build_problem(problem, int(seed), problem_options)
+    size = problem.check_batch_size(batch_size)
+    total_steps = _budget(problem, size, epochs, steps)
+    schedule, schedule_name = _resolve_schedule(schedule, schedule_options, lr, total_steps)
+    if record_layer_grad_norms and not hasattr(problem, "last_layer_grad_norms"):
+        raise ValueError(f"record_layer_grad_norms: {problem.name} records no per-layer norms")
+    params = problem.initial_params()
+    if record_params and sum(p.size for p in params) != 2:
+        raise ValueError(f"record_params needs a problem with 2 parameters, not {problem.name}")
+    first_lr = lr if schedule is None else schedule(0)
+    opt = info.cls(params, lr=first_lr, **optimizer_options)
+
+    with np.errstate(all="ignore"):  # a diverging run overflows; that is recorded, not warned
+        _warm_up(problem, info, first_lr, optimizer_options, size)
+        record = _train(
+            problem,
+            params,
+            opt,
+            schedule=schedule,
+            batch_size=size,
+            total_steps=total_steps,
+            rng=batch_order_rng(int(seed)),
+            log_every=log_every,
+            stopper=None if early_stopping is None else _Stopper(early_stopping),
+            divergence_bound=divergence_bound,
+            record_params=record_params,
+            record_layer_grad_norms=record_layer_grad_norms,
+            evaluate=evaluate,
+            lr=lr,
+        )
+    frame = pd.DataFrame(record.columns)
+    frame.insert(0, "problem", problem.name)
+    frame.insert(1, "optimizer", info.name)
+    frame.insert(2, "lr", lr)
+    # the size asked for: problems without data take every size and run their one batch
+    frame.insert(3, "batch_size", int(batch_size) if _is_count(batch_size) else size)
+    frame.insert(4, "seed", int(seed))
+    frame["optimizer_options"] = _json(optimizer_options)
+    frame["problem_options"] = _json(_changed_options(problem))
+    frame["schedule"] = schedule_name
+    frame.attrs["stop_reason"] = record.stop_reason
+    return frame
+
+
+class _Record:
+    """Column lists of a run's record, appended to row by row."""
+
+    NAMES = (
+        "step",
+        "epoch",
+        "examples_seen",
+        "scheduled_lr",
+        "train_loss",
+        "full_train_loss",
+        "test_loss",
+        "test_accuracy",
+        "distance_to_optimum",
+        "grad_norm",
+        "wall_time",
+        "diverged",
+    )
+
+    def __init__(self, record_params, record_layer_grad_norms):
+        self.columns = {name: [] for name in self.NAMES}
+        if record_params:
+            self.columns["param_0"], self.columns["param_1"] = [], []
+        self.layer_norms = [] if record_layer_grad_norms else None
+        self.stop_reason = "budget"
+
+    def add(self, values, params=None, layer_norms=None):
+        for name in self.NAMES:
+            self.columns[name].append(values[name])
+        if "param_0" in self.columns:
+            flat = _flat_params(params)
+            self.columns["param_0"].append(float(flat[0]))
+            self.columns["param_1"].append(float(flat[1]))
+        if self.layer_norms is not None:
+            self.layer_norms.append(layer_norms)
+
+    def finish(self):
+        if self.layer_norms is not None:
+            count = max((len(n) for n in self.layer_norms if n is not None), default=0)
+            for i in range(count):
+                self.columns[f"layer_grad_norm_{i}"] = [
+                    math.nan if n is None else float(n[i]) for n in self.layer_norms
+                ]
+        return self
+
+
+def _train(
+    problem,
+    params,
+    opt,
+    *,
+    schedule,
+    batch_size,
+    total_steps,
+    rng,
+    log_every,
+    stopper,
+    divergence_bound,
+    record_params,
+    record_layer_grad_norms,
+    evaluate,
+    lr,
+):
+    """The training loop of :func:`run`; returns the finished :class:`_Record`."""
+    record = _Record(record_params, record_layer_grad_norms)
+    n_train = problem.n_train
+    per_epoch = problem.steps_per_epoch(batch_size)
+    has_data = n_train > 1
+    nan = math.nan
+
+    known_optimum = getattr(problem, "x_star", None) is not None and hasattr(
+        problem, "distance_to_optimum"
+    )
+    not_evaluated = dict.fromkeys(_EVALUATION_COLUMNS, nan)
+
+    def evaluation():
+        if not evaluate:
+            return not_evaluated
+        result = problem.evaluate(params)
+        return {
+            "full_train_loss": float(result.train_loss),
+            "test_loss": nan if result.test_loss is None else float(result.test_loss),
+            "test_accuracy": nan if result.test_accuracy is None else float(result.test_accuracy),
+            "distance_to_optimum": problem.distance_to_optimum(params) if known_optimum else nan,
+        }
+
+    first = evaluation()
+    if stopper is not None and evaluate and stopper.rule.monitor != "train_loss":
+        if math.isnan(first[stopper.rule.monitor]):
+            raise ValueError(
+                f"early stopping monitors {stopper.rule.monitor}, which {problem.name} "
+                "does not report"
+            )
+        stopper.should_stop(first[stopper.rule.monitor])
+    record.add(
+        {
+            "step": 0,
+            "epoch": 0.0,
+            "examples_seen": 0,
+            "scheduled_lr": lr,
+            "train_loss": nan,
+            "grad_norm": nan,
+            "wall_time": 0.0,
+            "diverged": False,
+            **first,
+        },
+        params,
+    )
+    stream = _batch_stream(problem, batch_size, rng)
+    clock = 0.0
+    for step in range(1, total_steps + 1):
+        start = time.perf_counter()
+        batch = next(stream)
+        step_lr = lr if schedule is None else schedules.apply(schedule, opt, step - 1)
+        loss, grads = nan, None
+        try:
+            loss, grads = problem.loss_and_grad(params, batch)
+            loss = float(loss)
+            diverged = not math.isfinite(loss) or (
+                divergence_bound is not None and loss > divergence_bound
+            )
+            if not diverged:
+                opt.step(grads)
+        except FloatingPointError:
+            diverged = True
+        clock += time.perf_counter() - start
+
+        epochs_done, into_epoch = divmod(step, per_epoch)
+        seen = epochs_done * n_train + min(into_epoch * batch_size, n_train)
+        epoch_end = into_epoch == 0
+        last = step == total_steps
+        logged = diverged or last or step % log_every == 0 or (epoch_end and has_data)
+        if not logged:
+            continue
+        values = {
+            "step": step,
+            "epoch": seen / n_train,
+            "examples_seen": seen,
+            "scheduled_lr": step_lr,
+            "train_loss": loss,
+            "grad_norm": nan if grads is None else _grad_norm(grads),
+            "wall_time": clock,
+            "diverged": diverged,
+            **not_evaluated,
+        }
+        stop = False
+        if not diverged:
+            if last or epoch_end:
+                values.update(evaluation())
+            if stopper is not None:
+                stop = stopper.should_stop(values[stopper.rule.monitor])
+                if stop and not (last or epoch_end):
+                    values.update(evaluation())
+        layer_norms = getattr(problem, "last_layer_grad_norms", None) if grads is not None else None
+        record.add(values, params, layer_norms)
+        if diverged:
+            record.stop_reason = "diverged"
+            break
+        if stop:
+            record.stop_reason = "early_stopping"
+            break
+    return record.finish()
