@@ -1,0 +1,539 @@
+"""Build a report: run (or reuse) what a profile asks for, draw, and write the directory.
+
+::
+
+    from optbench.report import build, profiles
+    build.build(profiles.QUICK, "reports/quick")
+
+``<out_dir>/`` receives ``index.html``, ``report.md``, ``figures/*.png|svg``, ``data/*.csv``
+(the tidy table behind every figure and table, and ``measurements.csv`` for ``optbench
+compare``) and ``runs/`` (every training run, reused when the report is built again).
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numba
+import numpy as np
+import pandas as pd
+
+from .. import problems, registry, sweep
+from . import (
+    compare,
+    convergence,
+    ema,
+    figures,
+    history,
+    ranking,
+    render_html,
+    render_markdown,
+    runs,
+    sysinfo,
+)
+from . import throughput as speed
+from .document import Document, Figure, Section, Table, Text
+
+
+class Report:
+    """The report being written: its directory, its sections, and the stage timings."""
+
+    def __init__(self, out_dir, progress):
+        self.out_dir = os.fspath(out_dir)
+        self.progress = progress
+        self.sections = []
+        self.timings = []
+        self.measurements = []
+        self.written = set()  # paths relative to out_dir
+
+    def section(self, title):
+        section = Section(title)
+        self.sections.append(section)
+        return section
+
+    def figure(self, section, name, fig, caption, data):
+        """Save ``fig`` and its ``data`` (a DataFrame or a list of (suffix, DataFrame)) and add
+        the figure to ``section``."""
+        tables = data if isinstance(data, list) else [("", data)]
+        paths = tuple(self.data(frame, name + suffix) for suffix, frame in tables)
+        png, svg = figures.save_figure(fig, self.out_dir, name)
+        self.written.update((png, svg))
+        section.blocks.append(Figure(name, caption, png, svg, paths))
+
+    def table(self, section, name, frame, caption):
+        path = self.data(frame, name)
+        section.blocks.append(Table(name, caption, frame.reset_index(drop=True), path))
+
+    def data(self, frame, name):
+        path = figures.save_table(frame, self.out_dir, name)
+        self.written.add(path)
+        return path
+
+    def remove_stale(self):
+        """Delete figures and data files an earlier build wrote and this one did not."""
+        for directory in (figures.FIGURE_DIR, figures.DATA_DIR):
+            for entry in os.scandir(os.path.join(self.out_dir, directory)):
+                if entry.is_file() and os.path.join(directory, entry.name) not in self.written:
+                    os.unlink(entry.path)
+
+    def text(self, section, text):
+        section.blocks.append(Text(text))
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        if self.progress:
+            print(f"== {name}", file=sys.stderr)
+        start = time.perf_counter()
+        yield
+        self.timings.append((name, time.perf_counter() - start))
+
+
+def build(
+    profile,
+    out_dir,
+    *,
+    jobs=1,
+    threads=None,
+    throughput=True,
+    asv_results=".asv/results",
+    progress=True,
+):
+    """Write the report of ``profile`` (a :class:`.profiles.Profile`) to ``out_dir`` and return
+    the path of its ``index.html``.
+
+    jobs : worker processes for the training runs (each run is single-threaded)
+    threads : Numba threads for the throughput measurement (default: Numba's current count)
+    throughput : measure kernel speed (False: skip the throughput section, and the ranking's
+        seconds are left empty)
+    asv_results : asv's results directory, drawn as history when it holds results
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if threads is not None and threads > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "
+            f"got {threads}"
+        )
+    os.makedirs(out_dir, exist_ok=True)
+    report = Report(out_dir, progress)
+    started = time.perf_counter()
+
+    with report.stage("convergence studies"):
+        tuned = {
+            study.label: runs.tune_study(
+                study, profile.optimizers, profile, out_dir, jobs=jobs, progress=progress
+            )
+            for study in profile.studies
+        }
+    speeds = None
+    if throughput and profile.throughput is not None:
+        with report.stage("throughput"):
+            speeds = speed.measure_profile(
+                profile,
+                threads=threads,
+                progress=progress,
+                cache_dir=os.path.join(out_dir, runs.RUNS_DIR, "throughput"),
+            )
+
+    with report.stage("convergence figures"):
+        _convergence_sections(report, profile, tuned, speeds)
+    with report.stage("2-D trajectories"):
+        _trajectory_section(report, profile, tuned, out_dir, progress)
+    with report.stage("batch sizes"):
+        _batch_section(report, profile, tuned, out_dir, jobs, progress)
+    with report.stage("normalization"):
+        _normalization_section(report, profile, out_dir, jobs, progress)
+    with report.stage("EMA lesson"):
+        _ema_section(report)
+    if speeds is not None:
+        with report.stage("throughput figures"):
+            speed.sections(report, speeds)
+    with report.stage("asv history"):
+        _history_section(report, asv_results)
+
+    machine = report.section("Machine and software")
+    report.table(machine, "machine", sysinfo.collect(threads), "Where and with what this ran.")
+    total = time.perf_counter() - started
+    timings = pd.DataFrame([*report.timings, ("total", total)], columns=["stage", "seconds"])
+    report.table(
+        machine,
+        "timings",
+        timings,
+        "Time per stage of this build (runs reused from an earlier build cost nothing).",
+    )
+    report.data(pd.concat(report.measurements, ignore_index=True), "measurements")
+    report.remove_stale()
+    document = Document(
+        title=f"optbench report: {profile.name}",
+        subtitle=f"Profile `{profile.name}`: {profile.description}. "
+        f"Optimizers: {', '.join(profile.optimizers)}. "
+        f"Data behind every figure and table: `data/`; all runs: `runs/`; "
+        f"`data/measurements.csv` is what `optbench compare` reads.",
+        sections=report.sections,
+    )
+    figures.write_text(os.path.join(out_dir, "report.md"), render_markdown.render(document))
+    index = os.path.join(out_dir, "index.html")
+    figures.write_text(index, render_html.render(document))
+    figures.write_text(
+        os.path.join(out_dir, "report.json"),
+        json.dumps({"profile": profile.name, "seconds": round(total, 3)}, indent=1) + "\n",
+    )
+    return index
+
+
+# --------------------------------------------------------------------------------------------
+# convergence
+# --------------------------------------------------------------------------------------------
+def _labelled(log, study):
+    return log.assign(problem=study.label)
+
+
+def _convergence_sections(report, profile, tuned, speeds):
+    section = report.section("Convergence")
+    if profile.lrs is None:
+        grid = "each optimizer's registry lr times 10^k, k = -2, -1.5, ..., 1"
+    else:
+        grid = ", ".join(f"{lr:g}" for lr in profile.lrs)
+    report.text(
+        section,
+        f"Each optimizer's learning rate is tuned per problem on the grid ({grid}): every rate "
+        "runs on "
+        f"the search seed(s) {list(profile.search_seeds)}, the one with the lowest final loss "
+        "(held-out where the problem has held-out data, else training; diverged runs last) is "
+        f"re-run on seeds {list(profile.seeds)}, and those runs are drawn: the median over "
+        "seeds as a line, the interquartile range as a band. Problems with a known minimum f* "
+        "show f - f*.",
+    )
+    finals = []
+    for study in profile.studies:
+        result = tuned[study.label]
+        final = _labelled(result.final, study)
+        finals.append(final)
+        optimum = convergence.problem_optimum(study.problem, study.options)
+        data = convergence.curve_data(final, optimum=optimum)
+        fig = convergence.curves_figure(data, title=study.label, suboptimality=optimum is not None)
+        name = f"curves-{study.key}"
+        report.figure(
+            section,
+            name,
+            fig,
+            f"{study.label}: loss against steps, epochs and wall-clock time "
+            f"(batch size {study.batch_size}; median and IQR over {len(profile.seeds)} seeds).",
+            data,
+        )
+    log = pd.concat(finals, ignore_index=True)
+    report.measurements.append(compare.run_measurements(log))
+
+    section = report.section("Learning-rate sensitivity")
+    scores = pd.concat(
+        [sweep.score_runs(tuned[s.label].search).assign(problem=s.label) for s in profile.studies],
+        ignore_index=True,
+    )
+    best = pd.concat(
+        [tuned[s.label].best.assign(problem=s.label) for s in profile.studies], ignore_index=True
+    )
+    data = convergence.lr_sensitivity_data(scores)
+    report.figure(
+        section,
+        "lr-sensitivity",
+        convergence.lr_sensitivity_figure(data, best),
+        "Final loss (the tuning score) against learning rate: median and IQR over the search "
+        "seeds; crosses on the top edge: diverged; rings: the rate chosen.",
+        data,
+    )
+    report.table(
+        section,
+        "tuned-lr",
+        best[["problem", "optimizer", "batch_size", "lr", "score"]],
+        "The learning rate chosen per problem and optimizer, and its mean search score.",
+    )
+
+    _ranking_section(report, profile, log, speeds)
+
+
+def _ranking_section(report, profile, log, speeds):
+    section = report.section("Ranking")
+    metric = "full_train_loss"
+    given = {s.label: s.target for s in profile.studies if s.target is not None}
+    targets = ranking.more_wild_targets(log, tol=profile.tolerance, metric=metric)
+    targets.update(pd.Series(given, dtype=float))
+    cost = None
+    if speeds is not None:
+        sizes = speed.problem_sizes(profile)
+        cost = speed.step_cost(speeds.problem_table, sizes, profile.optimizers)
+    table = ranking.ranking(log, targets, cost, metric=metric)
+    report.text(
+        section,
+        f"Target per problem: closing all but {profile.tolerance:g} of the gap between the "
+        "initial loss and the lowest loss any optimizer reached (Moré and Wild), on the "
+        "full-batch training loss at evaluation points (every logged step for problems without "
+        "data, every epoch end for the others); a profile may set a target instead. Steps: "
+        "median over seeds, a seed that never reaches the target counting as infinitely many "
+        "steps (not reached by the median seed: a dash). Seconds: steps x the optimizer "
+        "kernel's measured time per step at the problem's parameter count (the throughput "
+        "measurement); wall seconds: the runs' measured training time, gradients included.",
+    )
+    report.table(section, "ranking", table, "Steps and seconds to the target loss.")
+    report.measurements.append(_steps_measurements(log, targets, metric))
+    for column, label in (("steps_to_target", "steps"), ("seconds_to_target", "seconds")):
+        costs = table.rename(columns={column: "cost"})[["problem", "optimizer", "cost"]]
+        if costs["cost"].notna().any():
+            profile_data = ranking.performance_profile(costs)
+            scores = ranking.profile_scores(costs).reset_index()
+            report.figure(
+                section,
+                f"performance-profile-{label}",
+                ranking.profile_figure(
+                    profile_data, title=f"performance profile: {label} to target"
+                ),
+                f"Dolan-Moré performance profile of {label} to target: the fraction of problems "
+                f"each optimizer solves within a factor τ of the best optimizer's {label}.",
+                [("", profile_data), ("-scores", scores)],
+            )
+            report.table(
+                section,
+                f"profile-scores-{label}",
+                scores,
+                f"Area under each profile on [1, 4] over 3 ({label}): 1 = fastest on every "
+                "problem, 0 = solves none within a factor 4.",
+            )
+
+
+def _steps_measurements(log, targets, metric):
+    """Steps to target as a measurement table: median and quartiles over seeds (a seed that
+    never reaches the target counts as infinitely many steps); an infinite median is left
+    out."""
+    runs = ranking.first_reach(log, targets, metric=metric)
+    rows = []
+    for (problem, optimizer), group in runs.groupby(["problem", "optimizer"], sort=True):
+        q25, median, q75 = (float(v[0]) for v in convergence.quartiles(group["steps"]))
+        if np.isfinite(median):
+            item = f"problem={problem} optimizer={optimizer}"
+            rows.append((item, "steps_to_target", median, q25, q75, len(group)))
+    return pd.DataFrame(rows, columns=compare.MEASUREMENT_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------
+# lessons
+# --------------------------------------------------------------------------------------------
+def _best_lr(tuned, study, optimizer):
+    """The lr tuned for ``optimizer`` on the study with ``study``'s label, else the registry's."""
+    if study.label in tuned:
+        best = tuned[study.label].best
+        row = best[best["optimizer"] == optimizer]
+        if len(row):
+            return float(row["lr"].iloc[0])
+    return registry.get(optimizer).lr
+
+
+def _trajectory_section(report, profile, tuned, out_dir, progress):
+    if not profile.trajectory_problems:
+        return
+    section = report.section("Trajectories on 2-D problems")
+    report.text(
+        section,
+        "Parameter paths of one run per optimizer (its first seed) on contour lines of the "
+        "loss, from the start (square) towards the minimum (star); on the right one optimizer "
+        "with its tuned learning rate scaled by "
+        + ", ".join(f"{f:g}" for f in profile.trajectory_lr_factors)
+        + ": too small a rate crawls, too large a one oscillates or diverges.",
+    )
+    seed = profile.seeds[0]
+    for name in profile.trajectory_problems:
+        study = profile.study(name)
+        if study is None:
+            raise ValueError(f"trajectory problem {name!r} is not one of the profile's studies")
+        specs = [
+            runs.run_spec(study, o, _best_lr(tuned, study, o), seed, record_params=True)
+            for o in profile.optimizers
+        ]
+        base = _best_lr(tuned, study, profile.trajectory_optimizer)
+        lr_specs = [
+            runs.run_spec(study, profile.trajectory_optimizer, base * f, seed, record_params=True)
+            for f in profile.trajectory_lr_factors
+        ]
+        log = runs.cached_runs(specs + lr_specs, out_dir, f"{study.key}-paths", progress=progress)
+        tuned_runs = log["run"] < len(specs)
+        paths = convergence.trajectory_data(log[tuned_runs], label_column="optimizer")
+        lr_paths = convergence.trajectory_data(log[~tuned_runs], label_column="optimizer")
+        problem = problems.make(study.problem, **dict(study.options))
+        fig = convergence.trajectories_figure(
+            problem, paths, lr_paths, lr_optimizer=profile.trajectory_optimizer
+        )
+        report.figure(
+            section,
+            f"paths-{study.key}",
+            fig,
+            f"{study.label}: optimizer paths on the loss contours ({_budget(study)}).",
+            [("-tuned", paths), ("-lr", lr_paths)],
+        )
+
+
+def _budget(study):
+    return f"{study.steps} steps" if study.steps is not None else f"{study.epochs} epochs"
+
+
+def _batch_section(report, profile, tuned, out_dir, jobs, progress):
+    study = profile.batch_study
+    if study is None or not profile.batch_sizes:
+        return
+    section = report.section("Batch size")
+    logs = []
+    for optimizer in profile.batch_optimizers:
+        lr = _best_lr(tuned, study, optimizer)
+        logs.append(
+            runs.fixed_lr_runs(
+                study,
+                optimizer,
+                lr,
+                profile.batch_sizes,
+                profile.seeds,
+                out_dir,
+                jobs=jobs,
+                progress=progress,
+            )
+        )
+    log = pd.concat(logs, ignore_index=True)
+    data = convergence.evaluation_data(log, "batch_size")
+    report.text(
+        section,
+        f"{study.label} for {_budget(study)} at each optimizer's tuned learning rate (the same "
+        "for every batch size), full-batch training loss at the end of every epoch: on the "
+        "left the progress per update (step, log scale), on the right per example seen (the "
+        "gradient work done).",
+    )
+    report.figure(
+        section,
+        "batch-sizes",
+        convergence.batch_size_figure(data),
+        f"{study.label}: training loss against steps and against examples seen, per batch "
+        "size (median and IQR over seeds).",
+        data,
+    )
+
+
+def _normalization_section(report, profile, out_dir, jobs, progress):
+    section = None
+    if profile.norm_study is not None and profile.norms:
+        section = report.section("Normalization")
+        logs = []
+        for norm in profile.norms:
+            base = profile.norm_study
+            study = dataclasses.replace(base, options={**base.options, "norm": norm})
+            result = runs.tune_study(
+                study, profile.norm_optimizers, profile, out_dir, jobs=jobs, progress=progress
+            )
+            logs.append(result.final.assign(norm=norm))
+        log = pd.concat(logs, ignore_index=True)
+        data = convergence.evaluation_data(log, "norm")
+        report.figure(
+            section,
+            "normalization",
+            convergence.normalization_figure(data),
+            f"{profile.norm_study.label} without normalization, with BatchNorm and with "
+            "LayerNorm before each activation; learning rate tuned for each (median and IQR "
+            "over seeds).",
+            data,
+        )
+    study = profile.grad_study
+    if study is None or not profile.grad_variants:
+        return
+    if section is None:
+        section = report.section("Normalization")
+    specs, labels = [], []
+    for label, options in profile.grad_variants:
+        variant = dataclasses.replace(study, options={**study.options, **options})
+        for seed in profile.seeds:
+            specs.append(
+                runs.run_spec(
+                    variant,
+                    profile.grad_optimizer,
+                    profile.grad_lr,
+                    seed,
+                    record_layer_grad_norms=True,
+                )
+            )
+            labels.append(label)
+    log = runs.cached_runs(specs, out_dir, f"{study.key}-layer-norms", progress=progress)
+    log["variant"] = np.asarray(labels)[log["run"].to_numpy()]
+    norms = convergence.layer_norm_data(log)
+    curves = convergence.curve_data(log, group="variant")
+    ends = norms.sort_values("layer").groupby("variant", sort=False)["median"]
+    spans = "; ".join(
+        f"{variant}: {first / last:.2g}"
+        for variant, first, last in zip(ends.first().index, ends.first(), ends.last(), strict=True)
+    )
+    report.figure(
+        section,
+        "layer-grad-norms",
+        convergence.layer_norm_figure(norms, curves),
+        f"{study.label}: L2 norm of each layer's gradient (median and IQR over seeds and "
+        f"logged steps) and the training loss, {profile.grad_optimizer} at lr "
+        f"{profile.grad_lr:g} for {_budget(study)}. Backpropagation multiplies the gradient "
+        "by sigmoid' <= 1/4 at every sigmoid layer, so with Glorot initialization it "
+        "vanishes on the way back to the input and the first layers barely learn. Input "
+        f"layer's norm over the output layer's: {spans}.",
+        [("", norms), ("-curves", curves)],
+    )
+
+
+def _ema_section(report):
+    section = report.section("The EMA lesson")
+    data = ema.table()
+    report.figure(
+        section,
+        "ema",
+        ema.figure(data),
+        "Exponential moving averages `S_t = rho S_(t-1) + (1 - rho) y_t` from `S_0 = 0` of a "
+        "noisy series: without bias correction they start near zero, and the larger rho the "
+        "later they catch up; dividing by `1 - rho^t` (Adam's bias correction) removes the "
+        "start-up bias.",
+        data,
+    )
+
+
+def _history_section(report, results_dir):
+    section = report.section("History (asv)")
+    data = history.read_results(results_dir)
+    if data.empty:
+        report.text(
+            section,
+            f"No asv results under `{results_dir}`: run `asv run` (see the README) to record "
+            "the benchmark history, then build the report again.",
+        )
+        return
+    marked = history.mark_changes(data)
+    commits = marked["commit"].nunique()
+    report.text(
+        section,
+        f"{len(marked)} results of {marked['benchmark'].nunique()} benchmarks over {commits} "
+        f"commit(s) from `{results_dir}`. A regression (red triangle) is a time or memory more "
+        "than 10% above the previous commit's whose 99% confidence interval lies wholly above "
+        "the previous one's; green: the same for an improvement; purple: a track (a loss, a "
+        "ratio) that moved by more than 10% either way.",
+    )
+    report.figure(
+        section,
+        "asv-history",
+        history.figure(marked),
+        "Each benchmark against commit date, relative to its first value, one line per "
+        "parameter combination.",
+        marked,
+    )
+    changes = marked[marked["change"] != ""]
+    if len(changes):
+        report.table(
+            section,
+            "asv-changes",
+            changes[["benchmark", "params", "commit", "date", "value", "ratio", "change"]].assign(
+                commit=changes["commit"].str[:8], date=changes["date"].astype(str)
+            ),
+            "Changes beyond noise between consecutive commits.",
+        )

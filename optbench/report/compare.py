@@ -1,0 +1,217 @@
+"""Compare two result sets: per measured item, the ratio B/A of medians with its spread, and
+whether the change is beyond noise.
+
+Both sides are first brought to one schema, the *measurement table*: one row per (``item``,
+``metric``) with ``median``, ``q25``, ``q75`` (the interquartile range over replicates:
+seeds for convergence, timing repeats for throughput) and ``n`` (replicates). A report writes
+its own as ``data/measurements.csv``; :func:`load` also reads a run log or a sweep's results
+(CSV or Parquet) and a throughput table, and converts them with :func:`measurements`.
+
+Ratio and spread: ``ratio = median_B / median_A``; its spread is the interval
+``[q25_B / q75_A, q75_B / q25_A]``, the range of ratios between the two interquartile
+ranges. A change is marked when ``|ratio - 1| > threshold`` *and* the two interquartile ranges
+do not overlap (a single replicate has an empty range, so for it the threshold alone decides).
+"worse" means larger for costs and losses, smaller for metrics in :data:`HIGHER_IS_BETTER`.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+MEASUREMENT_COLUMNS = ["item", "metric", "median", "q25", "q75", "n"]
+HIGHER_IS_BETTER = frozenset(
+    {"test_accuracy", "gb_per_s", "elements_per_s", "roofline_fraction", "speedup"}
+)
+DEFAULT_THRESHOLD = 0.05
+
+# columns that identify a convergence run (all that exist are used), in display order
+RUN_KEYS = ("problem", "problem_options", "optimizer", "optimizer_options", "lr", "batch_size")
+RUN_METRICS = ("train_loss", "test_loss", "test_accuracy")
+
+
+def summarize(samples, *, keys=("item", "metric"), value="value"):
+    """Median, quartiles and count of ``value`` per ``keys`` in a long table of replicates."""
+    keys = list(keys)
+    grouped = samples.groupby(keys, sort=True)[value]
+    out = grouped.quantile([0.25, 0.5, 0.75]).unstack()
+    out.columns = ["q25", "median", "q75"]
+    out["n"] = grouped.count()
+    return out.reset_index()[[*keys, "median", "q25", "q75", "n"]]
+
+
+def run_measurements(log):
+    """A run log (one row per logged step, the runner's columns) as a measurement table: for
+    each run configuration (:data:`RUN_KEYS` present in the log) and metric of
+    :data:`RUN_METRICS`, the value at each seed's last logged step, summarized over seeds;
+    plus ``wall_seconds`` (the run's total wall time)."""
+    keys = [key for key in RUN_KEYS if key in log.columns]
+    if not {"problem", "optimizer", "seed", "step"} <= set(log.columns):
+        raise ValueError("a run log needs the columns problem, optimizer, seed and step")
+    last = log.loc[log.groupby([*keys, "seed"], sort=False, dropna=False)["step"].idxmax()]
+    metrics = [m for m in (*RUN_METRICS, "wall_time") if m in log.columns]
+    long = last.melt(id_vars=[*keys, "seed"], value_vars=metrics, var_name="metric")
+    long = long.dropna(subset=["value"])
+    long["metric"] = long["metric"].replace({"wall_time": "wall_seconds"})
+    long["item"] = _item(long, keys)
+    return summarize(long)
+
+
+def throughput_measurements(frame):
+    """A throughput table (see :func:`optbench.report.throughput.normalize`) as a measurement table
+    of ``seconds_per_step`` per (kernel, implementation, dtype, size, threads)."""
+    from . import throughput as speed
+
+    table = speed.normalize(frame)
+    keys = [key for key in speed.KEYS if key in table.columns]
+    out = pd.DataFrame(
+        {
+            "item": _item(table, keys),
+            "metric": "seconds_per_step",
+            "median": table["seconds"],
+            "q25": table["seconds_q25"],
+            "q75": table["seconds_q75"],
+            "n": table["repeats"],
+        }
+    )
+    return out.sort_values(["item", "metric"], ignore_index=True)
+
+
+def _item(frame, keys):
+    """``"key=value key=value ..."`` per row; empty option sets (``{}``) are left out."""
+    texts = frame[list(keys)].astype(str)
+    return np.array(
+        [
+            " ".join(
+                f"{key}={value}" for key, value in zip(keys, row, strict=True) if value != "{}"
+            )
+            for row in texts.itertuples(index=False)
+        ],
+        dtype=object,
+    )
+
+
+def measurements(frame):
+    """Any known result table as a measurement table: a measurement table itself, a run log
+    (has ``step`` and ``train_loss``) or a throughput table (has ``seconds``)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    columns = set(frame.columns)
+    if set(MEASUREMENT_COLUMNS) <= columns:
+        return frame[MEASUREMENT_COLUMNS].copy()
+    if {"step", "train_loss"} <= columns:
+        return run_measurements(frame)
+    if "seconds" in columns or "time_s" in columns or "seconds_median" in columns:
+        return throughput_measurements(frame)
+    raise ValueError(
+        "not a result table this tool knows: expected a measurement table "
+        f"({', '.join(MEASUREMENT_COLUMNS)}), a run log or a throughput table; "
+        f"got columns {', '.join(map(str, frame.columns))}"
+    )
+
+
+def read_table(path):
+    """A CSV or Parquet file as a DataFrame (by extension)."""
+    path = os.fspath(path)
+    if path.endswith(".parquet"):
+        return pd.read_parquet(path)
+    if path.endswith(".csv"):
+        return pd.read_csv(path)
+    raise ValueError(f"{path}: expected a .csv or .parquet file")
+
+
+def write_table(frame, path):
+    """Write ``frame`` to ``path`` (.csv or .parquet) atomically."""
+    from .figures import atomic_write
+
+    path = os.fspath(path)
+    if path.endswith(".parquet"):
+        atomic_write(path, lambda f: frame.to_parquet(f, index=False), mode="wb")
+    elif path.endswith(".csv"):
+        atomic_write(
+            path, lambda f: frame.to_csv(f, index=False, float_format="%.17g", lineterminator="\n")
+        )
+    else:
+        raise ValueError(f"{path}: expected a .csv or .parquet file")
+
+
+def load(path):
+    """The measurement table of a result set at ``path``: a report directory (its
+    ``data/measurements.csv``), any other directory (every CSV/Parquet table in it that is a
+    known result table, concatenated), or one table file."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a path, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"result set {path!r} does not exist")
+    if os.path.isfile(path):
+        return measurements(read_table(path))
+    own = os.path.join(path, "data", "measurements.csv")
+    if os.path.isfile(own):
+        return measurements(pd.read_csv(own))
+    tables = []
+    for root, _, files in sorted(os.walk(path)):
+        for name in sorted(files):
+            if name.endswith((".csv", ".parquet")) and not name.startswith("."):
+                try:
+                    tables.append(measurements(read_table(os.path.join(root, name))))
+                except ValueError:
+                    continue  # a table of another kind (a figure's data): not a result
+    if not tables:
+        raise ValueError(f"result set {path!r} holds no result table this tool knows")
+    return pd.concat(tables, ignore_index=True).drop_duplicates(["item", "metric"], keep="last")
+
+
+def compare(a, b, *, threshold=DEFAULT_THRESHOLD):
+    """Ratios B/A of two measurement tables, matched on (``item``, ``metric``).
+
+    Returns one row per item measured in both: the two medians, ``ratio``, ``ratio_low``,
+    ``ratio_high`` (see the module docstring), ``n_a``, ``n_b`` and ``change`` (``"worse"``,
+    ``"better"`` or ``""``). Items only one side measured are left out (see
+    :func:`unmatched`).
+    """
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    a, b = _degenerate_ranges(measurements(a)), _degenerate_ranges(measurements(b))
+    both = a.merge(b, on=["item", "metric"], suffixes=("_a", "_b"), how="inner")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = both["median_b"] / both["median_a"]
+        low = both["q25_b"] / both["q75_a"]
+        high = both["q75_b"] / both["q25_a"]
+    separated = (both["q25_b"] > both["q75_a"]) | (both["q75_b"] < both["q25_a"])
+    beyond = (ratio - 1).abs() > threshold
+    up = ratio > 1
+    higher_better = both["metric"].isin(HIGHER_IS_BETTER)
+    change = np.where(separated & beyond, np.where(up ^ higher_better, "worse", "better"), "")
+    out = pd.DataFrame(
+        {
+            "item": both["item"],
+            "metric": both["metric"],
+            "median_a": both["median_a"],
+            "median_b": both["median_b"],
+            "ratio": ratio,
+            "ratio_low": low,
+            "ratio_high": high,
+            "n_a": both["n_a"],
+            "n_b": both["n_b"],
+            "change": change,
+        }
+    )
+    return out.sort_values(["metric", "item"], ignore_index=True)
+
+
+def _degenerate_ranges(table):
+    """Unknown quartiles (NaN) become the median: an empty range."""
+    return table.assign(
+        q25=table["q25"].fillna(table["median"]), q75=table["q75"].fillna(table["median"])
+    )
+
+
+def unmatched(a, b):
+    """(item, metric, side) rows measured on one side only."""
+    a, b = measurements(a), measurements(b)
+    keys = ["item", "metric"]
+    merged = a[keys].merge(b[keys], on=keys, how="outer", indicator=True)
+    merged = merged[merged["_merge"] != "both"]
+    side = merged["_merge"].map({"left_only": "A only", "right_only": "B only"}).astype(str)
+    return merged[keys].assign(side=side.to_numpy()).reset_index(drop=True)

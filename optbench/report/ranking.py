@@ -1,0 +1,160 @@
+"""Steps and seconds to a target loss, the ranking table, and the Dolan-More performance
+profile.
+
+Target (Moré and Wild's convergence test, when a profile gives none): for problem ``p``,
+``target_p = f_L + tol * (f_0 - f_L)``, with ``f_0`` the median initial loss and ``f_L`` the
+lowest loss any optimizer reached (the median over seeds of each run's minimum, then the
+minimum over optimizers): a run "solves" ``p`` once it has closed all but ``tol`` of the gap.
+
+Steps to target of one run: the first logged step whose loss is ``<= target``; a run that
+never gets there (or diverges) takes infinitely many. Per optimizer and problem the table shows
+the median over seeds (so the target counts as reached only when more than half of the seeds
+reach it: with an even count, a median between a finite and an infinite value is infinite)
+and ``seconds = steps x the optimizer kernel's measured per-step cost``: convergence and
+update speed in one number, free of the gradient computation that every optimizer shares.
+
+Performance profile (Dolan and Moré, 2002): with ``t[p, s]`` the cost of solver ``s`` on
+problem ``p`` (infinite when it failed), ``r[p, s] = t[p, s] / min_s t[p, s]`` and
+``rho_s(tau) = |{p : r[p, s] <= tau}| / n_problems``; ``rho_s(1)`` is the share of problems on
+which ``s`` is fastest, ``rho_s(tau)`` for large ``tau`` the share it solves at all. The score
+is the area under ``rho_s`` on ``[1, tau_max]`` over ``tau_max - 1`` (1: fastest everywhere,
+0: solves nothing within ``tau_max``), as AlgoPerf scores submissions.
+"""
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+
+TAU_MAX = 4.0
+
+
+def more_wild_targets(log, *, tol=1e-2, metric="train_loss"):
+    """Per-problem targets ``f_L + tol * (f_0 - f_L)`` from run logs (see the module
+    docstring): a Series indexed by problem."""
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    _require(log, ["problem", "optimizer", "seed", "step", metric], "log")
+    runs = log.groupby(["problem", "optimizer", "seed"], sort=True)
+    first = log.loc[runs["step"].idxmin()].groupby("problem")[metric].median()
+    best = runs[metric].min().groupby(["problem", "optimizer"]).median().groupby("problem").min()
+    return (best + tol * (first - best)).rename("target")
+
+
+def first_reach(log, targets, *, metric="train_loss", keys=("problem", "optimizer", "seed")):
+    """One row per run (``keys``): ``steps`` (first logged step with ``metric <= target``,
+    ``inf`` if none) and ``wall_seconds`` (the run's ``wall_time`` at that step, ``inf`` if
+    none). ``targets`` maps problem to target loss."""
+    keys = list(keys)
+    _require(log, [*keys, "step", "wall_time", metric], "log")
+    targets = pd.Series(targets, dtype=float)
+    missing = sorted(set(log["problem"]) - set(targets.index))
+    if missing:
+        raise ValueError(f"targets has no target for problem {missing[0]!r}")
+    reached = log[log[metric] <= log["problem"].map(targets)]
+    first = reached.loc[reached.groupby(keys, sort=False)["step"].idxmin(), [*keys, "step"]]
+    first["wall_seconds"] = reached.loc[first.index, "wall_time"].to_numpy()
+    runs = log[keys].drop_duplicates()
+    out = runs.merge(first, on=keys, how="left").rename(columns={"step": "steps"})
+    out["steps"] = out["steps"].astype(float).fillna(np.inf)
+    out["wall_seconds"] = out["wall_seconds"].astype(float).fillna(np.inf)
+    return out.sort_values(keys, ignore_index=True)
+
+
+def ranking(log, targets, step_cost=None, *, metric="train_loss"):
+    """The ranking table: per problem and optimizer, the target, the number of seeds, the share
+    of seeds reaching the target, median steps and measured wall seconds to target (NaN when
+    the median run does not reach it), the kernel's ``step_cost_s`` (seconds per optimizer step
+    from ``step_cost``, a Series indexed by (problem, optimizer); NaN where it has none),
+    ``seconds_to_target = steps_to_target * step_cost_s`` and the rank by steps within the
+    problem (1 = fewest; unreached rows have none)."""
+    runs = first_reach(log, targets, metric=metric)
+    grouped = runs.groupby(["problem", "optimizer"], sort=True)
+    table = pd.DataFrame(
+        {
+            "seeds": grouped["steps"].size(),
+            "reached": grouped["steps"].apply(lambda s: float(np.isfinite(s).mean())),
+            "steps_to_target": grouped["steps"].median(),
+            "wall_seconds_to_target": grouped["wall_seconds"].median(),
+        }
+    ).reset_index()
+    for column in ("steps_to_target", "wall_seconds_to_target"):
+        table[column] = table[column].replace(np.inf, np.nan)
+    table.insert(2, "target", table["problem"].map(pd.Series(targets, dtype=float)))
+    if step_cost is None:
+        table["step_cost_s"] = np.nan
+    else:
+        index = pd.MultiIndex.from_frame(table[["problem", "optimizer"]])
+        table["step_cost_s"] = pd.Series(step_cost, dtype=float).reindex(index).to_numpy()
+    table["seconds_to_target"] = table["steps_to_target"] * table["step_cost_s"]
+    table["rank"] = table.groupby("problem")["steps_to_target"].rank(method="min").astype("Int64")
+    return table
+
+
+def performance_ratios(costs, *, problem="problem", solver="optimizer", cost="cost"):
+    """``r[p, s] = t[p, s] / min_s t[p, s]`` as a problem x solver frame; NaN or non-positive
+    costs count as failures (``inf``); a problem no solver solves has ``inf`` everywhere."""
+    _require(costs, [problem, solver, cost], "costs")
+    if costs.duplicated([problem, solver]).any():
+        raise ValueError(f"costs has more than one row for some ({problem}, {solver}) pair")
+    wide = costs.set_index([problem, solver])[cost].astype(float).unstack(solver)
+    wide = wide.where(wide > 0).fillna(np.inf)
+    best = wide.min(axis=1).to_numpy()
+    with np.errstate(invalid="ignore"):
+        ratios = wide.to_numpy() / best[:, None]
+    ratios[~np.isfinite(best)] = np.inf
+    return pd.DataFrame(ratios, index=wide.index, columns=wide.columns)
+
+
+def performance_profile(costs, *, tau_max=TAU_MAX, **columns):
+    """The Dolan-More profile as a tidy table (``optimizer``, ``tau``, ``fraction``): for each
+    solver, ``rho_s(tau)`` at ``tau = 1``, at every ratio in ``[1, tau_max]`` and at
+    ``tau_max``, so that a step plot (``drawstyle="steps-post"``) is exact."""
+    if not tau_max > 1:
+        raise ValueError(f"tau_max must be > 1, got {tau_max!r}")
+    ratios = performance_ratios(costs, **columns)
+    values = ratios.to_numpy()
+    taus = np.unique(np.concatenate([[1.0, tau_max], values[values <= tau_max].ravel()]))
+    rows = []
+    for j, name in enumerate(ratios.columns):
+        column = values[:, j]
+        for tau in taus:
+            rows.append((name, float(tau), float(np.mean(column <= tau))))
+    return pd.DataFrame(rows, columns=["optimizer", "tau", "fraction"])
+
+
+def profile_scores(costs, *, tau_max=TAU_MAX, **columns):
+    """Area under each solver's profile on ``[1, tau_max]`` over ``tau_max - 1``, exactly:
+    problem ``p`` adds ``(tau_max - r[p, s]) / (tau_max - 1) / n_problems`` when
+    ``r[p, s] <= tau_max``. A Series indexed by solver, sorted best first."""
+    if not tau_max > 1:
+        raise ValueError(f"tau_max must be > 1, got {tau_max!r}")
+    ratios = performance_ratios(costs, **columns)
+    share = ((tau_max - ratios).clip(lower=0) / (tau_max - 1)).mean(axis=0)
+    return share.rename("score").sort_values(ascending=False, kind="stable")
+
+
+def profile_figure(profile, *, title, tau_max=TAU_MAX):
+    """Step plot of ``rho_s(tau)`` against ``tau`` on ``[1, tau_max]``, one line per optimizer."""
+    fig, axes = figures.new_figure(1, 1, width=5.2, height=3.6)
+    ax = axes[0, 0]
+    palette = figures.colors(profile["optimizer"].unique())
+    for name, rows in profile.groupby("optimizer", sort=False):
+        ax.plot(
+            rows["tau"], rows["fraction"], drawstyle="steps-post", label=name, color=palette[name]
+        )
+    ax.set_xlim(1, tau_max)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("τ (cost within a factor τ of the best)")
+    ax.set_ylabel("fraction of problems")
+    ax.set_title(title)
+    ax.legend(loc="lower right", ncols=2)
+    return fig
+
+
+def _require(frame, columns, name):
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {', '.join(missing)}")
