@@ -1,0 +1,16 @@
+"""asv benchmark suite of optbench; see ``benchmarks/README.md`` for the commands.
+
+Numba, OpenBLAS (NumPy's matrix products) and PyTorch read their thread counts when they
+start, so the counts are pinned here, in the package that asv imports before any benchmark
+module: ``NUMBA_NUM_THREADS`` if set, else one thread, for all of them. One thread because the
+suite is for tracking changes on shared, noisy machines: a 2-thread step on a loaded 2-core
+machine waits for the slower thread (PyTorch's spinning OpenMP pool ran a 1e4-element Adam step
+in 0.6 to 7.7 ms there, against 0.12 ms with one thread). Results taken with different thread
+counts are not comparable; the parallel speed-up is measured by ``optbench throughput``.
+"""
+
+import os
+
+THREADS = os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, THREADS)

@@ -1,28 +1,185 @@
-"""Optimizer step time for every registry entry (see ``common`` for the loop per call)."""
+"""Optimizer steps for every registry entry x size x dtype x layout, and their peers.
+
+``time_steps`` times ``common.steps_per_call(n_elements, n_arrays)`` consecutive steps per call
+(see ``common``); the loop length depends on the parameters only. ``n_arrays`` is the number of
+arrays holding the ``n_elements`` parameters (1: one flat array; 100: a model of 100 arrays of
+the same total). ``peakmem_step`` is the process's peak resident memory (bytes) after building
+the model and taking one step: interpreter and libraries + parameters, gradients, state and any
+temporaries. ``Bandwidth.track_stream_fraction`` is the achieved memory rate of a step as a
+fraction of ``optbench.bandwidth``'s STREAM ``update`` kernel on a working set of the same size,
+both timed alternately in the same process (a ratio stays meaningful on a noisy machine). Peers
+on the same grid: the NumPy reference (``optbench.reference``, one array at
+a time) and ``torch.optim`` with ``foreach=True`` and with ``fused=True`` for the optimizers of
+the same class name (skipped when torch is absent or lacks the combination).
+"""
+
+import functools
+import inspect
+import time
 
 import numpy as np
 
-from optbench import registry
+from optbench import bandwidth, optim, registry
+from optbench.reference.optimizers import step_with_extras
 
-from .common import model, steps_per_call
+from .common import DTYPES, LAYOUTS, SIZES, model, require_torch, steps_per_call
+
+NAMES = [info.name for info in registry.OPTIMIZERS]
+GRID = (NAMES, list(SIZES), list(DTYPES), list(LAYOUTS))
+GRID_NAMES = ("optimizer", "n_elements", "dtype", "n_arrays")
+
+
+def options(name, dtype="float64"):
+    """The math options of optimizer ``name`` at its registry defaults (no ``params`` key)."""
+    optimizer = registry.get(name).make([np.zeros(0, dtype)])
+    return {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+
+
+@functools.cache
+def state_arrays(name, dtype):
+    """Arrays of state per parameter array (Adam: 2), counted on a one-element model."""
+    optimizer = registry.get(name).make([np.zeros(1, dtype)])
+    optimizer.step([np.ones(1, dtype)])
+    state = optimizer.state_dict()["state"][0]
+    return sum(isinstance(value, np.ndarray) and value.size == 1 for value in state.values())
+
+
+def bytes_per_step(name, n_elements, dtype):
+    """Bytes a step must move: parameters read and written, gradients read, every state array
+    read and written: ``(3 + 2 s) * n_elements * itemsize`` with ``s = state_arrays``."""
+    return (3 + 2 * state_arrays(name, dtype)) * n_elements * np.dtype(dtype).itemsize
+
+
+@functools.cache
+def kernel_step(name, n_elements, dtype, n_arrays):
+    """``(step, grads)`` of a warmed optbench optimizer over a fresh seeded model."""
+    params, grads = model(n_elements, n_arrays, dtype)
+    optimizer = registry.get(name).make(params)
+    optimizer.step(grads)  # compiles, or loads from Numba's cache
+    return optimizer.step, grads
+
+
+class ReferenceOptimizer:
+    """The NumPy oracle of optimizer ``name`` stepping each array of ``params`` in turn."""
+
+    def __init__(self, name, params):
+        self.algorithm = registry.get(name).reference
+        self.options = options(name, params[0].dtype)
+        self.params = params
+        self.states = [{} for _ in params]
+        self.count = 0
+
+    def step(self, grads):
+        self.count += 1
+        for param, grad, state in zip(self.params, grads, self.states, strict=True):
+            step_with_extras(self.algorithm, param, grad, state, self.count, **self.options)
+
+
+@functools.cache
+def reference_step(name, n_elements, dtype, n_arrays):
+    params, grads = model(n_elements, n_arrays, dtype)
+    optimizer = ReferenceOptimizer(name, params)
+    optimizer.step(grads)
+    return optimizer.step, grads
+
+
+@functools.cache
+def torch_step(name, n_elements, dtype, n_arrays, implementation):
+    """A warmed ``torch.optim`` optimizer's ``step`` (gradients already attached), or
+    ``NotImplementedError`` where torch has no such optimizer or implementation."""
+    torch = require_torch()
+    info = registry.get(name)
+    torch_class = getattr(torch.optim, info.cls.__name__, None)
+    if torch_class is None:
+        raise NotImplementedError(f"torch.optim has no {info.cls.__name__}")
+    accepted = inspect.signature(torch_class).parameters
+    kwargs = {k: v for k, v in options(name, dtype).items() if k in accepted}
+    params, grads = model(n_elements, n_arrays, dtype)
+    tensors = [torch.from_numpy(p).requires_grad_() for p in params]
+    for tensor, grad in zip(tensors, grads, strict=True):
+        tensor.grad = torch.from_numpy(grad)
+    try:
+        optimizer = torch_class(tensors, **kwargs, **{implementation: True})
+        optimizer.step()
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise NotImplementedError(f"torch {info.cls.__name__} {implementation}: {error}") from None
+    return optimizer.step
 
 
 class OptimizerStep:
-    params = (
-        [info.name for info in registry.OPTIMIZERS],
-        [10_000, 1_000_000],
-        ["float32", "float64"],
-        [1, 100],
-    )
-    param_names = ("optimizer", "n_elements", "dtype", "n_arrays")
+    params = GRID
+    param_names = GRID_NAMES
 
     def setup(self, name, n_elements, dtype, n_arrays):
-        params, self.grads = model(n_elements, n_arrays, np.dtype(dtype))
-        self.optimizer = registry.get(name).make(params)
-        self.optimizer.step(self.grads)  # compile (or load from cache) outside the timing
-        self.steps = steps_per_call(n_elements)
+        self.step, self.grads = kernel_step(name, n_elements, dtype, n_arrays)
+        self.steps = steps_per_call(n_elements, n_arrays)
 
-    def time_steps(self, name, n_elements, dtype, n_arrays):
-        step, grads = self.optimizer.step, self.grads
+    def time_steps(self, *_):
+        step, grads = self.step, self.grads
         for _ in range(self.steps):
             step(grads)
+
+    def peakmem_step(self, *_):
+        self.step(self.grads)
+
+
+class ReferenceStep:
+    params = GRID
+    param_names = GRID_NAMES
+
+    def setup(self, name, n_elements, dtype, n_arrays):
+        self.step, self.grads = reference_step(name, n_elements, dtype, n_arrays)
+        self.steps = steps_per_call(n_elements, n_arrays)
+
+    def time_steps(self, *_):
+        step, grads = self.step, self.grads
+        for _ in range(self.steps):
+            step(grads)
+
+
+class TorchStep:
+    params = (*GRID, ["foreach", "fused"])
+    param_names = (*GRID_NAMES, "implementation")
+
+    def setup(self, name, n_elements, dtype, n_arrays, implementation):
+        self.step = torch_step(name, n_elements, dtype, n_arrays, implementation)
+        self.steps = steps_per_call(n_elements, n_arrays)
+
+    def time_steps(self, *_):
+        step = self.step
+        for _ in range(self.steps):
+            step()
+
+
+class Bandwidth:
+    params = GRID
+    param_names = GRID_NAMES
+    unit = "fraction of STREAM update"
+    samples = 7
+
+    def setup(self, name, n_elements, dtype, n_arrays):
+        self.step, self.grads = kernel_step(name, n_elements, dtype, n_arrays)
+        self.steps = steps_per_call(n_elements, n_arrays)
+        self.step_bytes = bytes_per_step(name, n_elements, dtype)
+        # the same working set: parameters, gradients and state
+        working_set = (2 + state_arrays(name, dtype)) * n_elements * np.dtype(dtype).itemsize
+        n_stream = bandwidth.elements_for_working_set("update", working_set, dtype)
+        parallel = n_elements >= optim.PARALLEL_MIN_ELEMENTS  # as the optimizer dispatches
+        self.stream = bandwidth.make_call("update", n_stream, dtype, parallel)
+        self.stream_calls = steps_per_call(n_stream)
+        self.stream_bytes = bandwidth.bytes_moved("update", n_stream, dtype)
+
+    def track_stream_fraction(self, *_):
+        step, grads, stream = self.step, self.grads, self.stream
+        step_times, stream_times = [], []
+        for _ in range(self.samples):
+            start = time.perf_counter()
+            for _ in range(self.steps):
+                step(grads)
+            step_times.append((time.perf_counter() - start) / self.steps)
+            start = time.perf_counter()
+            for _ in range(self.stream_calls):
+                stream()
+            stream_times.append((time.perf_counter() - start) / self.stream_calls)
+        step_rate = self.step_bytes / np.median(step_times)
+        return float(step_rate / (self.stream_bytes / np.median(stream_times)))

@@ -41,6 +41,7 @@ from .kernels import activations, losses, norms
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Below this many elements a layer runs on the calling thread: waking Numba's thread pool
 # costs more than the second thread saves (measured on LayerNorm and BatchNorm, 2 threads).
+# So does an input the kernels cut into a single block of rows (see kernels.norms).
 PARALLEL_MIN_ELEMENTS = 1 << 15
 _UINT64_MAX = np.iinfo(np.uint64).max
 
@@ -116,9 +117,16 @@ def _check_context(ctx, kind):
         raise TypeError(f"ctx must be a {kind.__name__}, got {type(ctx).__name__}")
 
 
-def _pick(kernels, size):
-    """The serial or the parallel kernel of a pair, by the number of elements."""
-    return kernels[size >= PARALLEL_MIN_ELEMENTS]
+def _pick(kernels, x):
+    """The serial or the parallel kernel of a pair, for the (rows, ...) view ``x``: parallel
+    from PARALLEL_MIN_ELEMENTS elements, if the kernels cut the rows into several blocks (as
+    ``kernels.norms._row_blocks``; the result is the same for either kernel)."""
+    if x.size < PARALLEL_MIN_ELEMENTS:
+        return kernels[0]
+    rows = x.shape[0]
+    row_size = max(x.size // max(rows, 1), 1)
+    rows_per_block = max(-(-rows // norms.MAX_ROW_BLOCKS), -(-norms.MIN_BLOCK_ELEMENTS // row_size))
+    return kernels[rows > rows_per_block]
 
 
 def _pair(name):
@@ -205,7 +213,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     rows = _contiguous(x).reshape(-1, features)
     y = np.empty(x.shape, x.dtype)
     mean, rstd = np.empty(rows.shape[0]), np.empty(rows.shape[0])
-    kernel = _pick(_LAYER_NORM_FORWARD, x.size)
+    kernel = _pick(_LAYER_NORM_FORWARD, rows)
     kernel(
         rows,
         _filled(1.0, features, x.dtype) if weight is None else weight.reshape(-1),
@@ -233,7 +241,7 @@ def layer_norm_backward(dy, ctx):
     dx = np.empty(ctx.shape, rows.dtype)
     dweight = np.empty(features if param_grads else 0, rows.dtype)
     dbias = np.empty(features if param_grads else 0, rows.dtype)
-    kernel = _pick(_LAYER_NORM_BACKWARD, rows.size)
+    kernel = _pick(_LAYER_NORM_BACKWARD, rows)
     kernel(
         dy.reshape(rows.shape),
         rows,
@@ -288,7 +296,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None):
     rows = _contiguous(x).reshape(-1, features)
     y = np.empty(x.shape, x.dtype)
     rrms = np.empty(rows.shape[0])
-    kernel = _pick(_RMS_NORM_FORWARD, x.size)
+    kernel = _pick(_RMS_NORM_FORWARD, rows)
     kernel(
         rows,
         _filled(1.0, features, x.dtype) if weight is None else weight.reshape(-1),
@@ -312,7 +320,7 @@ def rms_norm_backward(dy, ctx):
     param_grads = ctx.weight is not None
     dx = np.empty(ctx.shape, rows.dtype)
     dweight = np.empty(features if param_grads else 0, rows.dtype)
-    kernel = _pick(_RMS_NORM_BACKWARD, rows.size)
+    kernel = _pick(_RMS_NORM_BACKWARD, rows)
     kernel(
         dy.reshape(rows.shape),
         rows,
@@ -437,7 +445,7 @@ def batch_norm(
     # (N, C) kernels for inputs without spatial extent: down columns, vectorized across them
     view_shape = (n_samples, n_channels) if run_length == 1 else (n_samples, n_channels, run_length)
     view = _contiguous(x).reshape(view_shape)
-    kernel = _pick(_BATCH_NORM_FORWARD[view.ndim], x.size)
+    kernel = _pick(_BATCH_NORM_FORWARD[view.ndim], view)
     y = np.empty(x.shape, x.dtype)
     mean, invstd = np.empty(n_channels), np.empty(n_channels)
     kernel(
@@ -472,7 +480,7 @@ def batch_norm_backward(dy, ctx):
     dx = np.empty(ctx.shape, view.dtype)
     dweight = np.empty(n_channels if param_grads else 0, view.dtype)
     dbias = np.empty(n_channels if param_grads else 0, view.dtype)
-    kernel = _pick(_BATCH_NORM_BACKWARD[view.ndim], view.size)
+    kernel = _pick(_BATCH_NORM_BACKWARD[view.ndim], view)
     kernel(
         dy.reshape(view.shape),
         view,

@@ -14,31 +14,48 @@ construction and again at every step (a schedule may change ``param_groups[i]["l
 
 The optimizer keeps the state of all arrays of one dtype side by side in one table (one row per
 state buffer), and steps all of them with one compiled call: the Python cost of a step is a
-handful of checks per array, whatever the arrays' sizes.
+handful of checks per array, whatever the arrays' sizes (fewer when ``grads`` holds the same
+array objects as in the previous step).
+
+Two options of every optimizer change how a step runs, not what it computes:
+``dispatch="auto" | "serial" | "parallel"`` (serial kernel, Numba's threads, or, by default,
+whichever the optimizer's own step times show faster: see :attr:`Optimizer.dispatch`), and
+``flush_denormals=False`` (True treats subnormal numbers as zero inside the step, which removes
+their slow path at the cost of flushing values below ~1e-38 in float32; see
+:attr:`Optimizer.flush_denormals`).
 """
 
 import itertools
 import math
 import numbers
 import operator
+import statistics
+import time
 from types import MappingProxyType
 
 import numba
 import numpy as np
 
 from .kernels import optimizers as kernels
+from .kernels._fpenv import SUPPORTED as FLUSH_SUPPORTED
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 NONFINITE_POLICIES = ("propagate", "raise", "skip")
 # Added to the global gradient norm before dividing, as torch.nn.utils.clip_grad_norm_ does.
 CLIP_NORM_EPS = 1e-6
 
+DISPATCH_MODES = ("auto", "serial", "parallel")
 # Elements per work chunk: small enough that two threads share a 1e5-element model evenly,
 # large enough that per-chunk scalar set-up is negligible.
 CHUNK_ELEMENTS = 1 << 15
-# Below this many elements of one dtype a step runs on the calling thread: waking the thread
-# pool costs more than it saves.
-PARALLEL_MIN_ELEMENTS = 1 << 17
+# Serial or parallel kernel, for the arrays of one dtype (a bucket) with dispatch="auto":
+# below PARALLEL_MIN_ELEMENTS always serial (even with its threads awake, the pool costs more
+# than it saves); from ALWAYS_PARALLEL_ELEMENTS always parallel (a serial step takes longer
+# than the worst wake-up stall of the pool, about 4 ms); in between, the bucket's own step
+# times decide (see _Dispatch): the threads' wake-up cost depends on what the program does
+# between steps, which no fixed threshold can know.
+PARALLEL_MIN_ELEMENTS = 1 << 16
+ALWAYS_PARALLEL_ELEMENTS = 1 << 24
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,6 +116,66 @@ def _betas(group, name="betas"):
     return tuple(_real(pair, key, 0.0, 1.0, high_open=True) for key in pair)
 
 
+class _Dispatch:
+    """Chooses the serial or the parallel kernel of one bucket from its own recent step times.
+
+    A parallel step is fast while Numba's worker threads are awake (the previous parallel call
+    was less than a few ms ago) and can stall for a scheduler tick (about 4 ms) when they have
+    gone to sleep; whether they sleep depends on what the program does between steps, which no
+    fixed size threshold can know. So the bucket times its own steps, in runs of consecutive
+    steps on one kernel: a trial run of ``TRIAL`` steps on one kernel, then ``interval`` steps
+    on the faster of the two (by the medians of their latest runs), then a trial of the other.
+    The interval doubles, from ``MIN_INTERVAL`` up to ``MAX_INTERVAL``, each time a trial
+    confirms the choice, and starts again from ``MIN_INTERVAL`` when the choice changes. The
+    first step of every run is not timed (it pays for the switch: compilation on first use, the
+    threads' wake-up), and a long run ends early, with a trial of the other kernel, once its
+    median exceeds the other kernel's. Results do not depend on the choice: both kernels give
+    bitwise identical updates.
+    """
+
+    TRIAL = 3
+    MIN_INTERVAL = 8
+    MAX_INTERVAL = 1024
+    WINDOW = 5
+
+    def __init__(self):
+        self.times = {True: [], False: []}
+        self.interval = self.MIN_INTERVAL
+        self._start(parallel=True, length=self.TRIAL, trial=True)
+
+    def _start(self, parallel, length, trial):
+        self.parallel, self.length, self.trial, self.taken = parallel, length, trial, 0
+        self.times[parallel] = []
+
+    def record(self, seconds):
+        """Account for one step on the kernel ``self.parallel`` chose, lasting ``seconds``."""
+        here, there = self.times[self.parallel], self.times[not self.parallel]
+        if self.taken:
+            here.append(seconds)
+            del here[: -self.WINDOW]
+        self.taken += 1
+        if self.taken >= self.length:
+            self._next_run()
+        elif (
+            not self.trial
+            and len(here) >= self.TRIAL
+            and there
+            and statistics.median(here) > statistics.median(there)
+        ):
+            self._start(not self.parallel, self.TRIAL, trial=True)
+
+    def _next_run(self):
+        here, there = self.times[self.parallel], self.times[not self.parallel]
+        if not (self.trial and here and there):
+            self._start(not self.parallel, self.TRIAL, trial=True)
+        elif statistics.median(here) <= statistics.median(there):
+            self.interval = self.MIN_INTERVAL
+            self._start(self.parallel, self.interval, trial=False)
+        else:
+            self._start(not self.parallel, self.interval, trial=False)
+            self.interval = min(2 * self.interval, self.MAX_INTERVAL)
+
+
 class _Bucket:
     """All parameters of one dtype: their addresses, state table, step counts and work chunks."""
 
@@ -127,6 +204,7 @@ class _Bucket:
             [p.shape if p.ndim == 2 else (0, 0) for p in params], np.int64
         )
         self.radii = np.zeros(len(params))
+        self.dispatch = _Dispatch()
 
     def columns(self, local):
         return slice(int(self.offsets[local]), int(self.offsets[local + 1]))
@@ -145,6 +223,10 @@ class Optimizer:
     Subclasses set ``_state_names`` (rows of the state table, named as in torch), ``_kernels``
     (the serial and parallel kernel) and implement ``_hyper_row(group)``, which validates a
     group's options and returns them in the kernel's order, and ``_state_in_use(group)``.
+
+    Keyword options of every optimizer: ``clip_value``, ``l1``, ``max_norm`` (per group),
+    ``clip_norm``, ``nonfinite`` (see the README), ``flush_denormals`` and ``dispatch`` (the
+    properties below; neither is saved by :meth:`state_dict`, like ``clip_norm``).
     """
 
     _state_names: tuple[str, ...] = ()
@@ -161,13 +243,17 @@ class Optimizer:
         max_norm=None,
         clip_norm=None,
         nonfinite="propagate",
+        flush_denormals=False,
+        dispatch="auto",
     ):
-        self._cached_options = self._cached_hyper = None
+        self._cached_options = self._cached_hyper = self._previous_grads = None
         self.defaults = {**defaults, "clip_value": clip_value, "l1": l1, "max_norm": max_norm}
         self.clip_norm = _optional_positive({"clip_norm": clip_norm}, "clip_norm")
         if nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
         self.nonfinite = nonfinite
+        self.flush_denormals = flush_denormals
+        self.dispatch = dispatch
         self.skipped_steps = 0
         self.param_groups = [
             self._new_group(group, i) for i, group in enumerate(self._split_groups(params))
@@ -188,6 +274,45 @@ class Optimizer:
             options = ", ".join(f"{k}={v!r}" for k, v in group.items() if k != "params")
             lines.append(f"  group {i}: {len(group['params'])} arrays, {options}")
         return "\n".join([*lines, ")"])
+
+    @property
+    def flush_denormals(self):
+        """Treat subnormal numbers as zero, in and out, during every step (default False).
+
+        A moment that decays into the subnormal range (below 1.2e-38 in float32, 2.2e-308 in
+        float64; e.g. the second moment of a weight whose gradient stays zero) makes every
+        operation on it slower on x86 CPUs (1.5x to 40x, by CPU and dtype; see
+        ``optbench.kernels._fpenv``). With True the kernels set the FTZ and DAZ
+        bits of MXCSR on each thread that runs a part of the step, Numba's worker threads
+        included, and restore them after it: subnormal inputs are read as zero and subnormal
+        results written as zero, which removes the slowdown. Off by default because it changes
+        results: values that would be subnormal become zero. Needs an x86-64 CPU.
+        """
+        return self._flush_denormals
+
+    @flush_denormals.setter
+    def flush_denormals(self, value):
+        value = _flag({"flush_denormals": value}, "flush_denormals")
+        if value and not FLUSH_SUPPORTED:
+            raise ValueError("flush_denormals=True needs an x86-64 CPU (it sets MXCSR)")
+        self._flush_denormals = bool(value)
+
+    @property
+    def dispatch(self):
+        """Kernel choice per dtype: ``"auto"`` (default), ``"serial"`` or ``"parallel"``.
+
+        ``"auto"`` steps fewer than ``PARALLEL_MIN_ELEMENTS`` elements serially, at least
+        ``ALWAYS_PARALLEL_ELEMENTS`` on Numba's threads, and sizes in between on whichever
+        kernel its own recent steps ran faster (see ``_Dispatch``). With one Numba thread every
+        step is serial. The choice never changes results.
+        """
+        return self._dispatch
+
+    @dispatch.setter
+    def dispatch(self, value):
+        if value not in DISPATCH_MODES:
+            raise ValueError(f"dispatch must be one of {DISPATCH_MODES}, got {value!r}")
+        self._dispatch = value
 
     # ---------------------------------------------------------------- construction
     @staticmethod
@@ -254,8 +379,9 @@ class Optimizer:
         """
         own = groups is None
         groups = self.param_groups if own else groups
+        flush = float(self.flush_denormals)
         if own:
-            options = [[v for k, v in g.items() if k != "params"] for g in groups]
+            options = [flush, *([v for k, v in g.items() if k != "params"] for g in groups)]
             try:
                 if options == self._cached_options:
                     return self._cached_hyper
@@ -264,7 +390,7 @@ class Optimizer:
         rows = []
         for i, group in enumerate(groups):
             try:
-                rows.append(_gradient_row(group) + tuple(self._hyper_row(group)))
+                rows.append((*_gradient_row(group), flush, *self._hyper_row(group)))
             except (TypeError, ValueError) as error:
                 if len(groups) == 1:
                     raise
@@ -275,12 +401,26 @@ class Optimizer:
         return table
 
     def _checked_grads(self, grads):
+        """Check ``grads``; return True when they are the previous step's array objects.
+
+        Arrays that are the same objects as in the previous step (a training loop that reuses
+        its gradient buffers) were checked then and keep their memory: NumPy refuses to resize
+        an array the optimizer holds a reference to, and a new dtype or shape assigned in place
+        cannot change its byte size. Only the parameters' writeable flags are checked again.
+        The full check costs about 0.3 us per array, the bulk of a step of many small arrays.
+        """
         if not isinstance(grads, list | tuple):
             raise TypeError(f"grads must be a list of arrays, got {type(grads).__name__}")
         if len(grads) != len(self._params):
             raise ValueError(
                 f"grads has {len(grads)} arrays but the optimizer has {len(self._params)} params"
             )
+        previous = self._previous_grads
+        if previous is not None and all(map(operator.is_, grads, previous)):
+            for i, param in enumerate(self._params):
+                if not param.flags.writeable:
+                    _raise_for_grad(i, grads[i], param)
+            return True
         for i, (grad, param) in enumerate(zip(grads, self._params, strict=True)):
             if not (
                 isinstance(grad, np.ndarray)
@@ -290,7 +430,7 @@ class Optimizer:
                 and param.flags.writeable
             ):
                 _raise_for_grad(i, grad, param)
-        return grads
+        return False
 
     def step(self, grads):
         """Update every parameter in place from ``grads`` (one array per parameter, same order).
@@ -302,10 +442,12 @@ class Optimizer:
         gradient raises ``FloatingPointError`` naming the array, with ``"skip"`` the step is
         skipped and counted in ``skipped_steps``; either way nothing is modified.
         """
-        grads = self._checked_grads(grads)
+        same_grads = self._checked_grads(grads)
         hyper = self._hyper_table()
-        for bucket in self._buckets:
-            bucket.take_grads(grads)
+        if not same_grads:
+            for bucket in self._buckets:
+                bucket.take_grads(grads)
+            self._previous_grads = tuple(grads)
         if self.clip_norm is not None or self.nonfinite != "propagate":
             squared_norm, first_bad = self._gradient_statistics()
             if first_bad is not None and self.nonfinite == "raise":
@@ -323,8 +465,7 @@ class Optimizer:
             if bucket.work.shape[0] == 0:
                 bucket.steps += 1
                 continue
-            kernel = parallel if self._use_parallel(bucket) else serial
-            kernel(
+            arguments = (
                 bucket.work,
                 bucket.param_addresses,
                 bucket.grad_addresses,
@@ -332,12 +473,26 @@ class Optimizer:
                 hyper,
                 bucket.steps,
             )
+            use_parallel = self._use_parallel(bucket)
+            if use_parallel is None:
+                start = time.perf_counter()
+                (parallel if bucket.dispatch.parallel else serial)(*arguments)
+                bucket.dispatch.record(time.perf_counter() - start)
+            else:
+                (parallel if use_parallel else serial)(*arguments)
         if any(group["max_norm"] is not None for group in self.param_groups):
             self._apply_max_norm()
 
-    @staticmethod
-    def _use_parallel(bucket):
-        return bucket.size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
+    def _use_parallel(self, bucket):
+        """True or False where the kernel is fixed; None where ``bucket.dispatch`` chooses."""
+        dispatch = self._dispatch
+        if dispatch == "serial" or (dispatch == "auto" and bucket.size < PARALLEL_MIN_ELEMENTS):
+            return False
+        if numba.get_num_threads() == 1:  # about 1.5 us: asked only when it matters
+            return False
+        if dispatch == "parallel" or bucket.size >= ALWAYS_PARALLEL_ELEMENTS:
+            return True
+        return None
 
     def _gradient_statistics(self):
         """Squared global L2 norm of the gradients and the first array holding NaN/Inf (or None).
@@ -349,12 +504,13 @@ class Optimizer:
         for bucket in self._buckets:
             if bucket.work.shape[0] == 0:
                 continue
-            statistics = (
-                kernels.grad_statistics_parallel
-                if self._use_parallel(bucket)
-                else kernels.grad_statistics_serial
+            use_parallel = self._use_parallel(bucket)
+            if use_parallel is None:
+                use_parallel = bucket.dispatch.parallel
+            gradient_statistics = (
+                kernels.grad_statistics_parallel if use_parallel else kernels.grad_statistics_serial
             )
-            statistics(
+            gradient_statistics(
                 bucket.work,
                 bucket.grad_addresses,
                 bucket.state,
@@ -1050,8 +1206,8 @@ class NAdam(Optimizer):
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
             self._mu_product[i] *= mu
-            hyper[i, 10] = lr * (1.0 - mu) / (1.0 - self._mu_product[i])
-            hyper[i, 11] = lr * mu_next / (1.0 - self._mu_product[i] * mu_next)
+            hyper[i, kernels.COMMON + 6] = lr * (1.0 - mu) / (1.0 - self._mu_product[i])
+            hyper[i, kernels.COMMON + 7] = lr * mu_next / (1.0 - self._mu_product[i] * mu_next)
 
     def state_dict(self):
         saved = super().state_dict()

@@ -11,6 +11,14 @@ keeps their result independent of thread count.
 
 ``error_model="numpy"`` makes ``1/0`` give ``inf`` instead of raising.
 
+The optimizer kernels use ``UNFUSED_*``: no contraction at all. Whether LLVM fuses a product
+into an addition depends on the code around it (which of two products it fuses in
+``a*b + c*d``, whether a product with another use is fused at all), and the serial and
+parallel kernels, compiled apart and inlined differently, were measured to round the same Adam
+and NAdam updates differently. Unfused, every operation is rounded as in NumPy: the serial
+and parallel kernels agree bitwise whatever the compilation history, and so do the optimizers
+and their NumPy reference for the same sequence of operations.
+
 ``SERIAL`` kernels run on the calling thread; ``PARALLEL`` kernels split their outer ``prange``
 loop over Numba's thread pool (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``). ``INLINE`` is
 for small helpers that are inlined into the kernels calling them. All are cached on disk, so a
@@ -29,3 +37,6 @@ SERIAL = {
 }
 PARALLEL = {**SERIAL, "parallel": True}
 INLINE = {**SERIAL, "inline": "always"}
+UNFUSED = {**SERIAL, "fastmath": set()}
+UNFUSED_PARALLEL = {**UNFUSED, "parallel": True}
+UNFUSED_INLINE = {**UNFUSED, "inline": "always"}

@@ -39,9 +39,11 @@ from ._config import INLINE, PARALLEL, SERIAL
 LANES = 64
 # Rows (samples for BatchNorm) are cut into at most MAX_ROW_BLOCKS blocks of at least
 # MIN_BLOCK_ELEMENTS elements; a block is the unit of work of one thread, and each block keeps
-# one float64 partial row per cross-row reduction (BatchNorm statistics, parameter gradients).
+# one float64 partial row per cross-row reduction (BatchNorm statistics, parameter gradients),
+# zeroed, filled and summed on every call: with 4096-element blocks a (256, 1024) LayerNorm
+# backward spent a third more time than with 32768-element ones (serial CPU time, float32).
 MAX_ROW_BLOCKS = 16
-MIN_BLOCK_ELEMENTS = 4096
+MIN_BLOCK_ELEMENTS = 1 << 15
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,13 +174,17 @@ def _layer_norm_backward_rows(
                 lanes_gx[k] += g * ((x_chunk[k] - mu) * r)
         mean_g = lanes_total(lanes_g) / n
         mean_gx = lanes_total(lanes_gx) / n
-        for j in range(n):
-            x_hat = (x_row[j] - mu) * r
-            dx_row[j] = t(r * (dy_row[j] * np.float64(weight[j]) - mean_g - x_hat * mean_gx))
-        if param_grads:
+        if param_grads:  # one pass for dx and the parameter gradients' partial sums
             for j in range(n):
-                partial_dweight[j] += dy_row[j] * ((x_row[j] - mu) * r)
-                partial_dbias[j] += dy_row[j]
+                x_hat = (x_row[j] - mu) * r
+                g = np.float64(dy_row[j])
+                dx_row[j] = t(r * (g * np.float64(weight[j]) - mean_g - x_hat * mean_gx))
+                partial_dweight[j] += g * x_hat
+                partial_dbias[j] += g
+        else:
+            for j in range(n):
+                x_hat = (x_row[j] - mu) * r
+                dx_row[j] = t(r * (dy_row[j] * np.float64(weight[j]) - mean_g - x_hat * mean_gx))
 
 
 @njit(**INLINE)

@@ -1,0 +1,79 @@
+"""One training step of every registry problem x batch size: gather the mini-batch, loss and
+gradient, SGD update.
+
+``time_steps`` runs ``steps_per_call(batch)`` steps per timed call (see ``common``), on
+mini-batches whose indices are drawn in ``setup`` from a fixed seed; the loop length depends on
+the parameters only. Batch sizes above a problem's training set, below its smallest allowed
+batch (2 with BatchNorm), or equal to another grid point (``full`` for a training set of 1,
+32, 128 or 1024 examples; every size above 1 for the closed-form problems, which have no data)
+are skipped. The SGD learning rate is tiny so that thousands of repeated steps stay finite.
+"""
+
+import functools
+import itertools
+
+import numpy as np
+
+from optbench import registry
+from optbench.problems import PROBLEMS
+
+BATCH_SIZES = [1, 32, 128, 1024, "full"]
+EXAMPLES_PER_CALL = 20_000
+MAX_STEPS_PER_CALL = 200
+OPTIMIZER = "sgd"
+LEARNING_RATE = 1e-6
+
+
+def steps_per_call(batch_size):
+    """``min(MAX_STEPS_PER_CALL, max(1, EXAMPLES_PER_CALL // batch_size))``."""
+    return min(MAX_STEPS_PER_CALL, max(1, EXAMPLES_PER_CALL // batch_size))
+
+
+def batch_size_of(problem, batch_size):
+    """The number of examples per step, or ``NotImplementedError`` for a skipped grid point."""
+    explicit = [b for b in BATCH_SIZES if b != "full"]
+    if batch_size == "full" and problem.n_train in explicit:
+        raise NotImplementedError(f"full batch is batch size {problem.n_train}")
+    if batch_size != "full" and problem.n_train == 1 and batch_size > 1:
+        raise NotImplementedError(f"{problem.name} has no data: one batch size")
+    try:
+        return problem.check_batch_size(batch_size)
+    except ValueError as error:
+        raise NotImplementedError(str(error)) from None
+
+
+@functools.cache
+def training_step(name, batch_size):
+    """``(step, size)``: a warmed function doing one training step of problem ``name`` per
+    call (cycling over pre-drawn batches), and the batch size it uses."""
+    problem = PROBLEMS[name](seed=0)
+    size = batch_size_of(problem, batch_size)
+    params = problem.initial_params()
+    optimizer = registry.get(OPTIMIZER).make(params, lr=LEARNING_RATE)
+    rng = np.random.default_rng(1)
+    if problem.n_train == 1:
+        draws = [None]
+    else:
+        draws = [rng.permutation(problem.n_train)[:size] for _ in range(8)]
+    indices = itertools.cycle(draws)
+
+    def step():
+        _, grads = problem.loss_and_grad(params, problem.batch(next(indices)))
+        optimizer.step(grads)
+
+    step()  # compiles, or loads from Numba's cache
+    return step, size
+
+
+class TrainingStep:
+    params = (list(PROBLEMS), BATCH_SIZES)
+    param_names = ("problem", "batch_size")
+
+    def setup(self, name, batch_size):
+        self.step, size = training_step(name, batch_size)
+        self.steps = steps_per_call(size)
+
+    def time_steps(self, *_):
+        step = self.step
+        for _ in range(self.steps):
+            step()

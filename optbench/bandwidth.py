@@ -1,0 +1,261 @@
+"""STREAM-style kernels and the machine's memory bandwidth: the roofline of the update kernels.
+
+Three kernels in the manner of McCalpin's STREAM, each a serial and a parallel version, for
+float32 and float64 arrays:
+
+========  =======================  ======================================  ================
+kernel    operation                arrays read / written                   words per element
+========  =======================  ======================================  ================
+copy      ``c[j] = a[j]``          read a, write c                         2
+triad     ``a[j] = b[j] + s c[j]`` read b, c, write a                      3
+update    ``a[j] += s b[j]``       read a, b, write a (in place)           3
+========  =======================  ======================================  ================
+
+"Words" count the bytes that *must* move: each array read once and each written array written
+once (:func:`bytes_moved`), as STREAM counts them. ``copy`` and ``triad`` write an array they
+do not read, which most CPUs first read into cache (write-allocate), so they move more than
+they are credited with and report a lower rate. ``update`` only writes what it has read, the
+access pattern of every optimizer step (read parameter, gradient and state, write parameter
+and state back) and of the normalization layers' in-place passes: it is the roofline that
+:mod:`optbench.throughput` divides by.
+
+The parallel kernels split the elements into ``CHUNK_ELEMENTS`` blocks spread over Numba's
+threads (``numba.set_num_threads``), the optimizers' own work split.
+
+:func:`roofline` measures the machine's rate, in GB/s (1e9 bytes per second), at a working-set
+size: small working sets sit in cache and run faster than memory.
+"""
+
+import math
+import time
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .kernels._config import PARALLEL, SERIAL
+
+KERNELS = ("copy", "triad", "update")
+# arrays touched by each kernel: (read, written); an array both read and written counts in both
+ARRAY_TRAFFIC = {"copy": (1, 1), "triad": (2, 1), "update": (2, 1)}
+# arrays allocated per kernel (the working set is n_arrays * n * itemsize)
+N_ARRAYS = {"copy": 2, "triad": 3, "update": 2}
+# elements per parallel work item, as the optimizers' CHUNK_ELEMENTS
+CHUNK_ELEMENTS = 1 << 15
+# the scalar of triad and update
+SCALAR = 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# kernels
+# --------------------------------------------------------------------------------------------
+@njit(**SERIAL)
+def copy_serial(a, c):
+    """``c[j] = a[j]`` for every j. a, c : 1-D arrays of one dtype and size."""
+    for j in range(a.size):
+        c[j] = a[j]
+
+
+@njit(**SERIAL)
+def triad_serial(a, b, c, scalar):
+    """``a[j] = b[j] + scalar * c[j]`` (scalar cast to the arrays' dtype)."""
+    s = a.dtype.type(scalar)
+    for j in range(a.size):
+        a[j] = b[j] + s * c[j]
+
+
+@njit(**SERIAL)
+def update_serial(a, b, scalar):
+    """``a[j] = a[j] + scalar * b[j]``, in place (scalar cast to the arrays' dtype)."""
+    s = a.dtype.type(scalar)
+    for j in range(a.size):
+        a[j] = a[j] + s * b[j]
+
+
+@njit(**PARALLEL)
+def copy_parallel(a, c):
+    """:func:`copy_serial` with ``CHUNK_ELEMENTS`` blocks spread over threads."""
+    for block in prange(-(-a.size // CHUNK_ELEMENTS)):
+        start = block * CHUNK_ELEMENTS
+        source, target = a[start : start + CHUNK_ELEMENTS], c[start : start + CHUNK_ELEMENTS]
+        for j in range(source.size):
+            target[j] = source[j]
+
+
+@njit(**PARALLEL)
+def triad_parallel(a, b, c, scalar):
+    """:func:`triad_serial` with ``CHUNK_ELEMENTS`` blocks spread over threads."""
+    s = a.dtype.type(scalar)
+    for block in prange(-(-a.size // CHUNK_ELEMENTS)):
+        start = block * CHUNK_ELEMENTS
+        stop = start + CHUNK_ELEMENTS
+        out, first, second = a[start:stop], b[start:stop], c[start:stop]
+        for j in range(out.size):
+            out[j] = first[j] + s * second[j]
+
+
+@njit(**PARALLEL)
+def update_parallel(a, b, scalar):
+    """:func:`update_serial` with ``CHUNK_ELEMENTS`` blocks spread over threads."""
+    s = a.dtype.type(scalar)
+    for block in prange(-(-a.size // CHUNK_ELEMENTS)):
+        start = block * CHUNK_ELEMENTS
+        stop = start + CHUNK_ELEMENTS
+        out, other = a[start:stop], b[start:stop]
+        for j in range(out.size):
+            out[j] = out[j] + s * other[j]
+
+
+_FUNCTIONS = {
+    ("copy", False): copy_serial,
+    ("copy", True): copy_parallel,
+    ("triad", False): triad_serial,
+    ("triad", True): triad_parallel,
+    ("update", False): update_serial,
+    ("update", True): update_parallel,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# byte model and set-up
+# --------------------------------------------------------------------------------------------
+def _check_kernel(kernel):
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def _check_dtype(dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _check_count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def bytes_moved(kernel, n, dtype):
+    """Bytes a call must move: (arrays read + arrays written) * n * itemsize.
+
+    copy: 2 n w, triad: 3 n w, update: 3 n w, with w the item size (4 or 8 bytes).
+    """
+    _check_kernel(kernel)
+    n = _check_count("n", n, 0)
+    reads, writes = ARRAY_TRAFFIC[kernel]
+    return (reads + writes) * n * _check_dtype(dtype).itemsize
+
+
+def elements_for_working_set(kernel, working_set_bytes, dtype):
+    """Elements per array so that the kernel's arrays hold ``working_set_bytes`` (at least 1)."""
+    _check_kernel(kernel)
+    working_set_bytes = _check_count("working_set_bytes", working_set_bytes, 1)
+    itemsize = _check_dtype(dtype).itemsize
+    return max(1, working_set_bytes // (N_ARRAYS[kernel] * itemsize))
+
+
+def make_call(kernel, n, dtype, parallel, seed=0):
+    """A no-argument function running one call of ``kernel`` on new arrays of ``n`` elements.
+
+    The arrays are seeded standard normal values, kept in the function's ``arrays`` attribute;
+    the function is compiled (or loaded from Numba's cache) and called once here, so that its
+    first timed call runs machine code. Repeated ``update`` calls alternate the sign of the
+    scalar, so the values stay bounded however many calls are timed.
+    """
+    _check_kernel(kernel)
+    n = _check_count("n", n, 1)
+    dtype = _check_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(n, dtype=dtype) for _ in range(N_ARRAYS[kernel])]
+    function = _FUNCTIONS[kernel, bool(parallel)]
+    if kernel == "copy":
+
+        def call():
+            function(arrays[0], arrays[1])
+
+    elif kernel == "triad":
+
+        def call():
+            function(arrays[0], arrays[1], arrays[2], SCALAR)
+
+    else:
+        # update grows a geometrically; alternate the sign of the scalar so that it stays finite
+        scalars = (SCALAR, -SCALAR)
+        calls = [0]
+
+        def call():
+            calls[0] += 1
+            function(arrays[0], arrays[1], scalars[calls[0] & 1])
+
+    call.arrays = arrays
+    call()
+    return call
+
+
+# --------------------------------------------------------------------------------------------
+# measurement
+# --------------------------------------------------------------------------------------------
+def _median_call_time(call, repeats, min_batch_seconds):
+    """Median over ``repeats`` batches of the time per call; a batch lasts >= min_batch_seconds."""
+    start = time.perf_counter()
+    call()
+    single = max(time.perf_counter() - start, 1e-9)
+    calls = max(1, math.ceil(min_batch_seconds / single))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        times.append((time.perf_counter() - start) / calls)
+    return float(np.median(times))
+
+
+def roofline(
+    working_set_bytes,
+    dtype="float32",
+    *,
+    threads=None,
+    kernel="update",
+    repeats=7,
+    min_batch_seconds=0.01,
+):
+    """The machine's memory rate, in GB/s, for ``kernel`` on a working set of this many bytes.
+
+    Runs the serial kernel and, with more than one thread, the parallel one, alternating them
+    ``repeats`` times (batches of calls lasting at least ``min_batch_seconds``), and returns the
+    better median: ``bytes_moved(kernel, n, dtype) / median time per call / 1e9``.
+
+    threads : Numba threads for the parallel kernel (default: Numba's current setting); the
+        previous setting is restored afterwards.
+    """
+    working_set_bytes = _check_count("working_set_bytes", working_set_bytes, 1)
+    repeats = _check_count("repeats", repeats, 1)
+    if not (isinstance(min_batch_seconds, int | float) and min_batch_seconds >= 0):
+        raise ValueError(f"min_batch_seconds must be a number >= 0, got {min_batch_seconds!r}")
+    previous = numba.get_num_threads()
+    threads = previous if threads is None else _check_count("threads", threads, 1)
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "
+            f"got {threads}"
+        )
+    n = elements_for_working_set(kernel, working_set_bytes, dtype)
+    numba.set_num_threads(threads)
+    try:
+        variants = [False, True] if threads > 1 else [False]
+        calls = {parallel: make_call(kernel, n, dtype, parallel) for parallel in variants}
+        times = {parallel: [] for parallel in variants}
+        for _ in range(repeats):
+            for parallel in variants:
+                times[parallel].append(_median_call_time(calls[parallel], 1, min_batch_seconds))
+        best = min(float(np.median(t)) for t in times.values())
+    finally:
+        numba.set_num_threads(previous)
+    return bytes_moved(kernel, n, dtype) / best / 1e9

@@ -1,0 +1,153 @@
+"""``optbench regress BASE HEAD``: run the asv suite of two commits, fail on regressions.
+
+Exit status: 0 when nothing regressed, 1 when a timing or peak memory regressed beyond
+``--factor`` (and the rounds tell it from noise), a deterministic track changed beyond
+``--tolerance``, or a benchmark that ran at BASE fails at HEAD; 2 for a bad argument; 3 when the
+comparison could not be made (git or asv failed). See :mod:`optbench.regress` for the method.
+
+::
+
+    optbench regress main HEAD                           # every benchmark, 3 rounds
+    optbench regress main HEAD --quick --rounds 5 --bench '^optimizers\\.OptimizerStep'
+    optbench regress v0.1 HEAD --publish                 # and the HTML site under reports/asv
+"""
+
+import math
+import os
+import sys
+import tempfile
+
+from .. import regress
+from ..cli import UsageError
+
+
+def add_arguments(parser):
+    defaults = regress.Options()
+    parser.add_argument("base", metavar="BASE", help="the reference commit (hash, branch, tag)")
+    parser.add_argument("head", metavar="HEAD", help="the commit under test")
+    parser.add_argument(
+        "--factor",
+        default=str(defaults.factor),
+        help=f"fail when a timing or peak memory grows by more than this (default "
+        f"{defaults.factor})",
+    )
+    parser.add_argument(
+        "--alpha",
+        default=str(defaults.alpha),
+        help=f"one-sided Mann-Whitney p-value over rounds a change must reach (default "
+        f"{defaults.alpha})",
+    )
+    parser.add_argument(
+        "--rounds",
+        default=str(defaults.rounds),
+        help=f"rounds per commit, in alternating order (default {defaults.rounds})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="asv --quick: one sample per benchmark and round instead of asv's repeats",
+    )
+    parser.add_argument(
+        "--bench",
+        "-b",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="only benchmarks whose name(params) matches (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        default=str(defaults.tolerance),
+        help=f"relative tolerance of deterministic tracks (default {defaults.tolerance})",
+    )
+    parser.add_argument(
+        "--statistic",
+        choices=regress.STATISTICS,
+        default=defaults.statistic,
+        help=f"a timing's value in one round: the fastest sample or asv's median (default "
+        f"{defaults.statistic})",
+    )
+    parser.add_argument(
+        "--deterministic",
+        default=defaults.deterministic,
+        metavar="REGEX",
+        help=f"benchmarks compared exactly, run once (default {defaults.deterministic!r})",
+    )
+    parser.add_argument("--python", help="interpreter that runs the benchmarks (default: this)")
+    parser.add_argument("--machine", help="asv machine name (default: asv's, created if absent)")
+    parser.add_argument("--repo", default=".", help="the git repository (default: .)")
+    parser.add_argument(
+        "--workdir", help="exported trees and run files (default REPO/.asv/regress)"
+    )
+    parser.add_argument("--output", "-o", help="write the comparison table as CSV here")
+    parser.add_argument("--all", action="store_true", help="print unchanged benchmarks too")
+    parser.add_argument("--keep", action="store_true", help="keep the run's asv logs and results")
+    parser.add_argument(
+        "--publish", action="store_true", help="asv publish the results (reports/asv)"
+    )
+    parser.add_argument("--show-stderr", action="store_true", help="benchmarks' stderr in logs")
+
+
+def _number(option, text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{option} {text!r}: expected a finite number")
+    return value
+
+
+def _integer(option, text):
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected an integer") from None
+
+
+def options_from(args):
+    return regress.Options(
+        factor=_number("--factor", args.factor),
+        alpha=_number("--alpha", args.alpha),
+        rounds=_integer("--rounds", args.rounds),
+        quick=args.quick,
+        bench=tuple(args.bench),
+        tolerance=_number("--tolerance", args.tolerance),
+        statistic=args.statistic,
+        deterministic=args.deterministic,
+        python=args.python,
+        machine=args.machine,
+        workdir=args.workdir,
+        keep=args.keep,
+        publish=args.publish,
+        show_stderr=args.show_stderr,
+    )
+
+
+def _write_csv(table, path):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".csv")
+    os.close(fd)
+    try:
+        table.to_csv(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def command(args):
+    options = options_from(args)
+    try:
+        comparison = regress.compare_commits(args.repo, args.base, args.head, options)
+    except regress.RegressError as error:
+        print(f"optbench regress: {error}", file=sys.stderr)
+        return 3
+    print(f"BASE {comparison.base[:12]}  HEAD {comparison.head[:12]}  ({comparison.seconds:.0f} s)")
+    print(regress.format_table(comparison.table, show_all=args.all, options=options))
+    if comparison.run_dir:
+        print(f"asv logs and results: {comparison.run_dir}")
+    if args.output:
+        _write_csv(comparison.table, args.output)
+    return 1 if comparison.failed else 0

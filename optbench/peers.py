@@ -1,0 +1,549 @@
+"""The implementations that :mod:`optbench.throughput` times against the kernels.
+
+Optimizers, each over a list of parameter arrays with a ``step(grads)`` method:
+
+* :class:`ReferenceOptimizer`: the NumPy oracle (``optbench.reference``), one array at a time,
+  whole-array expressions with their temporaries;
+* :class:`InplaceOptimizer`: a careful NumPy version: every operation writes into the state,
+  the parameter or one or two preallocated scratch buffers (``out=``), no other temporaries;
+* :func:`torch_optimizer`: ``torch.optim`` in its three implementations (``"for-loop"``,
+  ``"foreach"``, ``"fused"``) over tensors sharing memory with the NumPy arrays.
+
+Normalization layers, forward then backward, as functions ``call()`` built by
+:func:`norm_call`: optbench's layers, the NumPy reference (``optbench.reference.nn``), a
+careful in-place NumPy version, and torch's ATen kernels (``native_layer_norm`` and
+``native_layer_norm_backward``, ``native_batch_norm`` and ``native_batch_norm_backward``,
+called without autograd; RMSNorm: ``_fused_rms_norm`` forward and, as torch has no CPU kernel
+for its backward, the composite tensor operations autograd would run).
+
+The in-place versions implement the registry's default options (what the throughput tables
+time); other option values raise ``ValueError`` naming the option.
+"""
+
+import math
+
+import numpy as np
+
+from . import nn
+from .reference import nn as reference_nn
+from .reference.optimizers import step_with_extras
+
+TORCH_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
+NORMS = ("layer_norm", "batch_norm", "rms_norm")
+# options of the gradient transform every optbench optimizer has, and their neutral values
+_EXTRAS = {"clip_value": None, "l1": 0.0, "max_norm": None}
+_TORCH_FLAGS = {
+    "for-loop": {"foreach": False},
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+}
+
+
+def optimizer_options(optimizer):
+    """The math options of an optbench optimizer's first parameter group (no ``params``)."""
+    return {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy reference
+# --------------------------------------------------------------------------------------------
+class ReferenceOptimizer:
+    """The NumPy oracle of ``info`` (a registry entry) stepping each array of ``params``.
+
+    ``options`` are the optimizer's group options (see :func:`optimizer_options`).
+    """
+
+    def __init__(self, info, params, options):
+        self.algorithm = info.reference
+        self.options = dict(options)
+        self.params = list(params)
+        self.states = [{} for _ in self.params]
+        self.count = 0
+
+    def step(self, grads):
+        self.count += 1
+        for param, grad, state in zip(self.params, grads, self.states, strict=True):
+            step_with_extras(self.algorithm, param, grad, state, self.count, **self.options)
+
+
+# --------------------------------------------------------------------------------------------
+# in-place NumPy
+# --------------------------------------------------------------------------------------------
+def _require(options, **neutral):
+    for name, value in neutral.items():
+        if options.get(name, value) != value:
+            raise ValueError(
+                f"the in-place NumPy peer implements {name}={value!r} only, got {options[name]!r}"
+            )
+
+
+def _moments(exp_avg, exp_avg_sq, grad, scratch, beta1, beta2):
+    """m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2, in place (scratch holds the products)."""
+    np.multiply(exp_avg, beta1, out=exp_avg)
+    np.multiply(grad, 1.0 - beta1, out=scratch)
+    np.add(exp_avg, scratch, out=exp_avg)
+    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
+    np.multiply(grad, grad, out=scratch)
+    np.multiply(scratch, 1.0 - beta2, out=scratch)
+    np.add(exp_avg_sq, scratch, out=exp_avg_sq)
+
+
+def _sgd(param, grad, state, scratch, step, o):
+    """p -= lr g."""
+    _require(o, momentum=0.0, weight_decay=0.0, maximize=False)
+    np.multiply(grad, o["lr"], out=scratch[0])
+    np.subtract(param, scratch[0], out=param)
+
+
+def _adagrad(param, grad, state, scratch, step, o):
+    """s += g^2;  p -= clr g / (sqrt(s) + eps),  clr = lr / (1 + (t - 1) lr_decay)."""
+    _require(o, weight_decay=0.0, maximize=False)
+    if "sum" not in state:
+        state["sum"] = np.full_like(param, o["initial_accumulator_value"])
+    total, s = state["sum"], scratch[0]
+    np.multiply(grad, grad, out=s)
+    np.add(total, s, out=total)
+    np.sqrt(total, out=s)
+    np.add(s, o["eps"], out=s)
+    np.divide(grad, s, out=s)
+    np.multiply(s, o["lr"] / (1.0 + (step - 1) * o["lr_decay"]), out=s)
+    np.subtract(param, s, out=param)
+
+
+def _rmsprop(param, grad, state, scratch, step, o):
+    """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
+    _require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)
+    if "square_avg" not in state:
+        state["square_avg"] = np.zeros_like(param)
+    v, s = state["square_avg"], scratch[0]
+    np.multiply(v, o["alpha"], out=v)
+    np.multiply(grad, grad, out=s)
+    np.multiply(s, 1.0 - o["alpha"], out=s)
+    np.add(v, s, out=v)
+    np.sqrt(v, out=s)
+    np.add(s, o["eps"], out=s)
+    np.divide(grad, s, out=s)
+    np.multiply(s, o["lr"], out=s)
+    np.subtract(param, s, out=param)
+
+
+def _adam(param, grad, state, scratch, step, o):
+    """Adam / AdamW: p *= 1 - lr wd (decoupled); moments; p -= lr/bc1 m / (sqrt(v/bc2) + eps).
+
+    As the reference: ``sqrt(v) / sqrt(bc2) + eps`` with ``bc_i = 1 - beta_i**t``.
+    """
+    _require(o, amsgrad=False, maximize=False)
+    if not o["decoupled_weight_decay"]:
+        _require(o, weight_decay=0.0)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    (beta1, beta2), s = o["betas"], scratch[0]
+    if o["decoupled_weight_decay"] and o["weight_decay"] != 0:
+        np.multiply(param, 1.0 - o["lr"] * o["weight_decay"], out=param)
+    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
+    np.sqrt(state["exp_avg_sq"], out=s)
+    np.divide(s, math.sqrt(1.0 - beta2**step), out=s)
+    np.add(s, o["eps"], out=s)
+    np.divide(state["exp_avg"], s, out=s)
+    np.multiply(s, o["lr"] / (1.0 - beta1**step), out=s)
+    np.subtract(param, s, out=param)
+
+
+def _adamax(param, grad, state, scratch, step, o):
+    """m = b1 m + (1 - b1) g;  u = max(b2 u, |g| + eps);  p -= lr/bc1 m / u."""
+    _require(o, weight_decay=0.0, maximize=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_inf"] = np.zeros_like(param)
+    (beta1, beta2), s = o["betas"], scratch[0]
+    m, u = state["exp_avg"], state["exp_inf"]
+    np.multiply(m, beta1, out=m)
+    np.multiply(grad, 1.0 - beta1, out=s)
+    np.add(m, s, out=m)
+    np.abs(grad, out=s)
+    np.add(s, o["eps"], out=s)
+    np.multiply(u, beta2, out=u)
+    np.maximum(u, s, out=u)
+    np.divide(m, u, out=s)
+    np.multiply(s, o["lr"] / (1.0 - beta1**step), out=s)
+    np.subtract(param, s, out=param)
+
+
+def _radam(param, grad, state, scratch, step, o):
+    """RAdam: SGD with momentum while rho_t <= 5, then the rectified adaptive step."""
+    _require(o, weight_decay=0.0, maximize=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    (beta1, beta2), s = o["betas"], scratch[0]
+    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
+    bias_correction2 = 1.0 - beta2**step
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * step * beta2**step / bias_correction2
+    np.divide(state["exp_avg"], 1.0 - beta1**step, out=s)
+    if rho_t > 5.0:
+        rect = math.sqrt(
+            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
+        )
+        adaptive = scratch[1]
+        np.sqrt(state["exp_avg_sq"], out=adaptive)
+        np.add(adaptive, o["eps"], out=adaptive)
+        np.divide(math.sqrt(bias_correction2), adaptive, out=adaptive)
+        np.multiply(s, o["lr"], out=s)
+        np.multiply(s, adaptive, out=s)
+        np.multiply(s, rect, out=s)
+    else:
+        np.multiply(s, o["lr"], out=s)
+    np.subtract(param, s, out=param)
+
+
+def _lion(param, grad, state, scratch, step, o):
+    """c = b1 m + (1 - b1) g;  p = p (1 - lr wd) - lr sign(c);  m = b2 m + (1 - b2) g."""
+    _require(o, maximize=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+    (beta1, beta2), s, m = o["betas"], scratch[0], state["exp_avg"]
+    np.multiply(m, beta1, out=s)
+    np.multiply(grad, 1.0 - beta1, out=scratch[1])
+    np.add(s, scratch[1], out=s)
+    if o["weight_decay"] != 0:
+        np.multiply(param, 1.0 - o["lr"] * o["weight_decay"], out=param)
+    np.sign(s, out=s)
+    np.multiply(s, o["lr"], out=s)
+    np.subtract(param, s, out=param)
+    np.multiply(m, beta2, out=m)
+    np.multiply(grad, 1.0 - beta2, out=s)
+    np.add(m, s, out=m)
+
+
+def _nadam(param, grad, state, scratch, step, o):
+    """NAdam: p -= lr (1 - mu_t)/(1 - P_t) g/d + lr mu_{t+1}/(1 - P_t mu_{t+1}) m/d."""
+    _require(o, weight_decay=0.0, maximize=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+        state["mu_product"] = 1.0
+    (beta1, beta2), psi = o["betas"], o["momentum_decay"]
+    denom, s = scratch
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+    state["mu_product"] *= mu
+    product = state["mu_product"]
+    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
+    np.divide(state["exp_avg_sq"], 1.0 - beta2**step, out=denom)
+    np.sqrt(denom, out=denom)
+    np.add(denom, o["eps"], out=denom)
+    np.divide(grad, denom, out=s)
+    np.multiply(s, o["lr"] * (1.0 - mu) / (1.0 - product), out=s)
+    np.subtract(param, s, out=param)
+    np.divide(state["exp_avg"], denom, out=s)
+    np.multiply(s, o["lr"] * mu_next / (1.0 - product * mu_next), out=s)
+    np.subtract(param, s, out=param)
+
+
+def _adabound(param, grad, state, scratch, step, o):
+    """AdaBound: p -= clip(eta / (sqrt(v) + eps), lower, upper) m."""
+    _require(o, weight_decay=0.0, amsbound=False, maximize=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    (beta1, beta2), s = o["betas"], scratch[0]
+    lr, gamma = o["lr"], o["gamma"]
+    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
+    step_size = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+    bound = o["final_lr"] * lr / o["base_lr"]
+    lower = bound * (1.0 - 1.0 / (gamma * step + 1.0))
+    upper = bound * (1.0 + 1.0 / (gamma * step)) if gamma * step else math.inf
+    np.sqrt(state["exp_avg_sq"], out=s)
+    np.add(s, o["eps"], out=s)
+    np.divide(step_size, s, out=s)
+    np.clip(s, lower, upper, out=s)
+    np.multiply(s, state["exp_avg"], out=s)
+    np.subtract(param, s, out=param)
+
+
+# update function and number of scratch buffers, by registry name
+INPLACE_UPDATES = {
+    "sgd": (_sgd, 1),
+    "adagrad": (_adagrad, 1),
+    "rmsprop": (_rmsprop, 1),
+    "adam": (_adam, 1),
+    "adamw": (_adam, 1),
+    "adamax": (_adamax, 1),
+    "radam": (_radam, 2),
+    "lion": (_lion, 2),
+    "nadam": (_nadam, 2),
+    "adabound": (_adabound, 1),
+}
+
+
+class InplaceOptimizer:
+    """A careful NumPy version of optimizer ``name`` (registry defaults) over ``params``.
+
+    Each step updates every array with ``out=`` operations into its state, the parameter and
+    one or two scratch buffers of the largest array's size, allocated once: no temporaries.
+    """
+
+    def __init__(self, name, params, options):
+        if name not in INPLACE_UPDATES:
+            raise ValueError(f"no in-place NumPy version of {name!r}")
+        _require(options, **_EXTRAS)
+        self.update, buffers = INPLACE_UPDATES[name]
+        self.options = dict(options)
+        self.params = list(params)
+        self.states = [{} for _ in self.params]
+        largest = max(p.size for p in self.params)
+        dtype = self.params[0].dtype
+        self.scratch = [np.empty(largest, dtype) for _ in range(buffers)]
+        self.count = 0
+        # check the options before the first step, on an empty array
+        empty = np.empty(0, dtype)
+        self.update(empty, empty, {}, [b[:0] for b in self.scratch], 1, self.options)
+
+    def step(self, grads):
+        self.count += 1
+        for param, grad, state in zip(self.params, grads, self.states, strict=True):
+            scratch = [b[: param.size].reshape(param.shape) for b in self.scratch]
+            self.update(param, grad, state, scratch, self.count, self.options)
+
+
+# --------------------------------------------------------------------------------------------
+# torch.optim
+# --------------------------------------------------------------------------------------------
+def torch_optimizer(torch, info, params, grads, options, implementation):
+    """A ``torch.optim`` optimizer over tensors sharing memory with ``params``, with ``grads``
+    attached, that has taken one step; ``None`` where torch has no such optimizer or
+    implementation (Lion, AdaBound; ``fused`` for most algorithms).
+
+    ``options`` are optbench's group options; those torch's class accepts are passed on.
+    """
+    import inspect
+
+    if implementation not in TORCH_IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {TORCH_IMPLEMENTATIONS}")
+    torch_class = getattr(torch.optim, info.cls.__name__, None)
+    if torch_class is None:
+        return None
+    accepted = inspect.signature(torch_class).parameters
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    tensors = [torch.from_numpy(p).requires_grad_() for p in params]
+    for tensor, grad in zip(tensors, grads, strict=True):
+        tensor.grad = torch.from_numpy(grad)
+    try:
+        optimizer = torch_class(tensors, **kwargs, **_TORCH_FLAGS[implementation])
+        optimizer.step()
+    except (RuntimeError, ValueError, TypeError):
+        return None
+    return optimizer
+
+
+# --------------------------------------------------------------------------------------------
+# normalization layers: forward then backward
+# --------------------------------------------------------------------------------------------
+def _optbench_norm(name, x, dy, weight, bias, running):
+    if name == "layer_norm":
+
+        def call():
+            _, ctx = nn.layer_norm(x, x.shape[-1], weight, bias)
+            nn.layer_norm_backward(dy, ctx)
+
+    elif name == "batch_norm":
+
+        def call():
+            _, ctx = nn.batch_norm(x, *running, weight, bias, True)
+            nn.batch_norm_backward(dy, ctx)
+
+    else:
+
+        def call():
+            _, ctx = nn.rms_norm(x, x.shape[-1], weight)
+            nn.rms_norm_backward(dy, ctx)
+
+    return call
+
+
+def _reference_norm(name, x, dy, weight, bias, running):
+    features = (x.shape[-1],)
+    if name == "layer_norm":
+
+        def call():
+            reference_nn.layer_norm(x, features, weight, bias)
+            reference_nn.layer_norm_backward(dy, x, features, weight)
+
+    elif name == "batch_norm":
+
+        def call():
+            reference_nn.batch_norm(x, *running, weight, bias, True)
+            reference_nn.batch_norm_backward(dy, x, weight, True)
+
+    else:
+
+        def call():
+            reference_nn.rms_norm(x, features, weight)
+            reference_nn.rms_norm_backward(dy, x, features, weight)
+
+    return call
+
+
+class InplaceNorm:
+    """A careful NumPy normalization layer, forward then backward, for 2-D ``x``.
+
+    Statistics are reduced with ``keepdims`` into small preallocated arrays; every array of
+    ``x``'s size is written with ``out=`` into the output, the input gradient, the normalized
+    input (saved for the backward pass) or one scratch buffer. LayerNorm and RMSNorm normalize
+    rows (last axis), BatchNorm columns (axis 0). Arithmetic is in ``x``'s dtype. ``eps``
+    defaults as in :mod:`optbench.nn`: 1e-5, and the machine epsilon of x's dtype for RMSNorm.
+    """
+
+    def __init__(self, name, x, dy, weight, bias, running, eps=None, momentum=0.1):
+        if name not in NORMS:
+            raise ValueError(f"name must be one of {NORMS}, got {name!r}")
+        if x.ndim != 2:
+            raise ValueError(f"x must be 2-D, got shape {x.shape}")
+        self.name, self.x, self.dy, self.weight, self.bias = name, x, dy, weight, bias
+        if eps is None:
+            eps = float(np.finfo(x.dtype).eps) if name == "rms_norm" else 1e-5
+        self.running, self.eps, self.momentum = running, eps, momentum
+        self.axis = 0 if name == "batch_norm" else 1
+        reduced = (1, x.shape[1]) if self.axis == 0 else (x.shape[0], 1)
+        self.y, self.dx, self.x_hat = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+        self.scratch = np.empty_like(x)
+        self.mean, self.rstd = np.empty(reduced, x.dtype), np.empty(reduced, x.dtype)
+        self.sum_g, self.sum_gx = np.empty(reduced, x.dtype), np.empty(reduced, x.dtype)
+        self.dweight, self.dbias = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+
+    def __call__(self):
+        self.forward()
+        self.backward()
+
+    def forward(self):
+        x, x_hat, mean, rstd, axis = self.x, self.x_hat, self.mean, self.rstd, self.axis
+        count = x.shape[axis]
+        if self.name == "rms_norm":
+            np.multiply(x, x, out=x_hat)
+            np.mean(x_hat, axis=axis, keepdims=True, out=rstd)
+            np.add(rstd, self.eps, out=rstd)
+            np.sqrt(rstd, out=rstd)
+            np.divide(1.0, rstd, out=rstd)
+            np.multiply(x, rstd, out=x_hat)
+            np.multiply(x_hat, self.weight, out=self.y)
+            return
+        np.mean(x, axis=axis, keepdims=True, out=mean)
+        np.subtract(x, mean, out=x_hat)
+        np.multiply(x_hat, x_hat, out=self.y)  # y as scratch for the squared deviations
+        np.mean(self.y, axis=axis, keepdims=True, out=rstd)
+        if self.name == "batch_norm":
+            running_mean, running_var = self.running
+            running_mean *= 1.0 - self.momentum
+            running_mean += self.momentum * mean[0]
+            running_var *= 1.0 - self.momentum
+            running_var += (self.momentum * count / (count - 1)) * rstd[0]
+        np.add(rstd, self.eps, out=rstd)
+        np.sqrt(rstd, out=rstd)
+        np.divide(1.0, rstd, out=rstd)
+        np.multiply(x_hat, rstd, out=x_hat)
+        np.multiply(x_hat, self.weight, out=self.y)
+        np.add(self.y, self.bias, out=self.y)
+
+    def backward(self):
+        dy, dx, x_hat, axis = self.dy, self.dx, self.x_hat, self.axis
+        count = self.x.shape[axis]
+        if self.name == "batch_norm":
+            # dx = w rstd (dy - mean(dy) - x_hat mean(dy x_hat)); dbias, dweight are the sums
+            np.sum(dy, axis=0, keepdims=True, out=self.sum_g)
+            np.multiply(dy, x_hat, out=dx)
+            np.sum(dx, axis=0, keepdims=True, out=self.sum_gx)
+            self.dbias[:] = self.sum_g[0]
+            self.dweight[:] = self.sum_gx[0]
+            np.multiply(x_hat, self.sum_gx / count, out=dx)
+            np.subtract(dy, dx, out=dx)
+            np.subtract(dx, self.sum_g / count, out=dx)
+            np.multiply(dx, self.rstd * self.weight, out=dx)
+            return
+        # LayerNorm / RMSNorm: g = dy w; dx = rstd (g - mean(g) - x_hat mean(g x_hat)),
+        # RMSNorm without the mean(g) term; dweight = sum_rows dy x_hat, dbias = sum_rows dy
+        np.multiply(dy, x_hat, out=dx)
+        np.sum(dx, axis=0, out=self.dweight)
+        if self.name == "layer_norm":
+            np.sum(dy, axis=0, out=self.dbias)
+        np.multiply(dy, self.weight, out=dx)  # g
+        np.multiply(dx, x_hat, out=self.scratch)  # g x_hat
+        np.mean(self.scratch, axis=1, keepdims=True, out=self.sum_gx)
+        if self.name == "layer_norm":
+            np.mean(dx, axis=1, keepdims=True, out=self.sum_g)
+            np.subtract(dx, self.sum_g, out=dx)
+        np.multiply(x_hat, self.sum_gx, out=self.scratch)
+        np.subtract(dx, self.scratch, out=dx)
+        np.multiply(dx, self.rstd, out=dx)
+
+
+def _torch_norm(torch, name, x, dy, weight, bias, running):
+    aten = torch.ops.aten
+    tx, tdy, tw, tb = (torch.from_numpy(a) for a in (x, dy, weight, bias))
+    features = [x.shape[-1]]
+    if name == "layer_norm":
+
+        def call():
+            _, mean, rstd = aten.native_layer_norm(tx, features, tw, tb, 1e-5)
+            aten.native_layer_norm_backward(
+                tdy, tx, features, mean, rstd, tw, tb, [True, True, True]
+            )
+
+    elif name == "batch_norm":
+        trm, trv = (torch.from_numpy(a) for a in running)
+
+        def call():
+            _, mean, invstd = aten.native_batch_norm(tx, tw, tb, trm, trv, True, 0.1, 1e-5)
+            aten.native_batch_norm_backward(
+                tdy, tx, tw, trm, trv, mean, invstd, True, 1e-5, [True, True, True]
+            )
+
+    else:
+        # the fused forward has a CPU kernel, the fused backward does not: the backward is
+        # torch's composite, the operations autograd runs for F.rms_norm
+        fused = getattr(aten, "_fused_rms_norm", None)
+        if fused is None:
+            return None
+
+        def call():
+            _, rstd = fused(tx, features, tw, None)
+            x_hat = tx * rstd
+            g = tdy * tw
+            dx = (g - x_hat * (g * x_hat).mean(dim=-1, keepdim=True)) * rstd
+            dweight = (tdy * x_hat).sum(dim=0)
+            return dx, dweight
+
+    return call
+
+
+NORM_IMPLEMENTATIONS = ("optbench", "numpy reference", "numpy in-place", "torch")
+
+
+def norm_call(implementation, name, x, dy, torch=None):
+    """A no-argument function running layer ``name`` forward then backward on ``x`` (2-D).
+
+    Weight of ones and bias of zeros of x's dtype (RMSNorm: weight only); BatchNorm in training
+    mode with running statistics (updated by every call). ``None`` when the implementation is
+    unavailable (torch not given, or without the kernel).
+    """
+    if name not in NORMS:
+        raise ValueError(f"name must be one of {NORMS}, got {name!r}")
+    features = x.shape[-1]
+    weight, bias = np.ones(features, x.dtype), np.zeros(features, x.dtype)
+    running = (np.zeros(features, x.dtype), np.ones(features, x.dtype))
+    if name == "rms_norm":
+        bias = None
+    if implementation == "optbench":
+        return _optbench_norm(name, x, dy, weight, bias, running)
+    if implementation == "numpy reference":
+        return _reference_norm(name, x, dy, weight, bias, running)
+    if implementation == "numpy in-place":
+        return InplaceNorm(name, x, dy, weight, np.zeros(features, x.dtype), running)
+    if implementation == "torch":
+        if torch is None:
+            return None
+        return _torch_norm(torch, name, x, dy, weight, np.zeros(features, x.dtype), running)
+    raise ValueError(
+        f"implementation must be one of {NORM_IMPLEMENTATIONS}, got {implementation!r}"
+    )

@@ -1,0 +1,882 @@
+"""How fast the kernels run, against the machine's memory bandwidth and against their peers.
+
+:func:`measure` times, in one process, every optimizer of :mod:`optbench.registry` (default
+options, float32 and float64, one flat array and 100 arrays of the same total) and the
+normalization layers (forward then backward), next to their peers (:mod:`optbench.peers`: the
+NumPy reference, a careful in-place NumPy version and, when torch is importable,
+``torch.optim`` for-loop / foreach / fused and torch's ATen normalization kernels) and to the
+STREAM kernels of :mod:`optbench.bandwidth` at the same working-set size. It returns one row per
+case (implementation x case x dtype x size x layout).
+
+Method
+------
+* Cases are measured in groups that share their data: one group per (case, dtype, size) holds
+  every implementation and layout of it and the STREAM kernels at its working set. Within a
+  group the cases are timed round-robin, ``repeats`` rounds, so that drift of the machine
+  (frequency, other processes) affects every case alike.
+* A round times a batch of consecutive calls of one case lasting at least
+  ``min_batch_seconds`` (the batch length is fixed per case before the first round), each
+  call on its own. Before each batch the process sleeps ``settle_seconds``, so that the worker
+  threads of the previous case's runtime (Numba's and torch's OpenMP pools both spin for about
+  4 ms after a parallel region) stop competing for the cores, and makes one untimed call that
+  wakes the case's own threads and warms the caches: the timed calls are hot.
+* The reported time is the median over all timed calls of all rounds, with the 25th, 75th and
+  90th percentiles: on a shared machine a call is now and then preempted for a scheduler time
+  slice (several ms), which would dominate a mean; the 90th percentile shows how often.
+* Every function is compiled (or loaded from Numba's cache) and called once before any timing.
+* Numba and torch run ``threads`` threads each (``numba.set_num_threads``,
+  ``torch.set_num_threads``); the previous settings are restored afterwards.
+
+Byte model (bytes that must move per call)
+------------------------------------------
+An optimizer step reads the parameter, the gradient and each state buffer in use, and writes
+the parameter and each state buffer back: ``(3 + 2 s) n w`` bytes for ``n`` elements of
+``w`` bytes with ``s`` state buffers. At the registry's default options:
+
+==========================================  ===  =========================
+optimizer                                    s   words per element
+==========================================  ===  =========================
+sgd (no momentum)                            0   3: read p, g; write p
+adagrad, rmsprop, lion                       1   5: + read/write 1 state
+adam, adamw, adamax, radam, nadam, adabound  2   7: + read/write m and v
+==========================================  ===  =========================
+
+A normalization layer forward then backward reads x and writes y, then reads dy and x and
+writes dx: ``5 n w`` bytes for an input of ``n`` elements (parameters and per-row or
+per-column statistics are negligible). BatchNorm's statistics run down the columns, so an
+input that does not fit in cache is read twice in each direction (statistics or sums first,
+then the element-wise pass): 8 words instead of 5, at most 5/8 of the roofline.
+
+STREAM kernels: see :func:`optbench.bandwidth.bytes_moved`.
+
+Columns
+-------
+group
+    The cases measured side by side, e.g. "adam float32 1000000" (ratios are taken within it).
+case, kind
+    "adam", "layer_norm", "stream update"...; "optimizer", "norm" or "stream".
+implementation
+    "optbench", a peer ("numpy reference", "numpy in-place", "torch for-loop",
+    "torch foreach", "torch fused", "torch"), or "numba serial" / "numba parallel" (STREAM).
+dtype, n, layout, threads
+    n counts elements (parameters in all, the input, or one STREAM array); layout is "flat",
+    "100 arrays" or a shape such as "4096x1024".
+mode
+    "hot", or for :func:`dispatch_latency` "after sleep" and "after work".
+time_s, time_p25_s, time_p75_s, time_p90_s
+    Median seconds per call and its percentiles.
+calls_per_batch, rounds, bytes, working_set_bytes
+    ``bytes`` per call by the byte model above.
+elements_per_s, gbps, roofline_gbps, roofline_fraction
+    ``n / time_s``; ``bytes / time_s / 1e9``; the best STREAM ``update`` rate measured in the
+    same group; ``gbps / roofline_gbps``.
+vs_<peer>, vs_flat
+    The peer's time divided by this row's, in the same group (above 1 this row is faster);
+    for the 100-array layout, the same implementation's time on one flat array divided by
+    this row's.
+cpu, python, numpy, numba, torch, numba_threading_layer
+    The environment, the same on every row.
+"""
+
+import gc
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import pandas as pd
+
+from . import bandwidth, peers, registry
+
+DTYPES = ("float32", "float64")
+SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
+QUICK_SIZES = (1_000, 100_000, 1_000_000)
+N_ARRAYS = 100
+LAYOUTS = ("flat", f"{N_ARRAYS} arrays")
+NORM_SHAPES = ((32, 1024), (256, 1024), (512, 768), (4096, 1024), (4096, 4096))
+QUICK_NORM_SHAPES = ((32, 1024), (512, 768))
+OPTIMIZER_PEERS = (
+    "numpy reference",
+    "numpy in-place",
+    "torch for-loop",
+    "torch foreach",
+    "torch fused",
+)
+NORM_PEERS = ("numpy reference", "numpy in-place", "torch")
+PEERS = tuple(dict.fromkeys(OPTIMIZER_PEERS + NORM_PEERS))
+STREAM_KERNELS = bandwidth.KERNELS
+LATENCY_MODES = ("hot", "after sleep", "after work")
+LATENCY_IMPLEMENTATIONS = ("optbench serial", "optbench parallel", "optbench", "torch fused")
+COLUMNS = (
+    "group",
+    "case",
+    "kind",
+    "implementation",
+    "dtype",
+    "n",
+    "layout",
+    "threads",
+    "mode",
+    "time_s",
+    "time_p25_s",
+    "time_p75_s",
+    "time_p90_s",
+    "calls_per_batch",
+    "rounds",
+    "bytes",
+    "working_set_bytes",
+    "elements_per_s",
+    "gbps",
+    "roofline_gbps",
+    "roofline_fraction",
+)
+MAX_CALLS_PER_BATCH = 100_000
+
+
+@dataclass
+class Case:
+    """One thing to time: ``call()`` runs it once; ``bytes`` is what a call must move."""
+
+    case: str
+    kind: str
+    implementation: str
+    dtype: str
+    n: int
+    layout: str
+    bytes: int
+    working_set_bytes: int
+    call: object
+    group: str = ""
+    samples: list = field(default_factory=list)
+    calls_per_batch: int = 1
+    rounds: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------------------------
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(torch=None):
+    """Versions and CPU, recorded on every row of :func:`measure`'s result."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        layer = ""
+    return {
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "torch": "" if torch is None else torch.__version__,
+        "numba_threading_layer": layer,
+    }
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+def _names(name, values, allowed):
+    values = tuple(values)
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"{name}: unknown {unknown}; choose from {', '.join(allowed)}")
+    if not values:
+        raise ValueError(f"{name} is empty")
+    return values
+
+
+def _sizes(sizes):
+    result = []
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int | float | np.integer | np.floating):
+            raise TypeError(f"sizes must be numbers of elements, got {size!r}")
+        if not (math.isfinite(size) and size >= 1 and float(size) == int(size)):
+            raise ValueError(f"sizes must be whole numbers >= 1, got {size!r}")
+        result.append(int(size))
+    if not result:
+        raise ValueError("sizes is empty")
+    return tuple(result)
+
+
+def _shapes(shapes):
+    result = []
+    for shape in shapes:
+        if not (
+            isinstance(shape, tuple | list)
+            and len(shape) == 2
+            and all(isinstance(d, int | np.integer) and d >= 2 for d in shape)
+        ):
+            raise ValueError(f"norm_shapes must be pairs (rows, features) >= 2, got {shape!r}")
+        result.append((int(shape[0]), int(shape[1])))
+    return tuple(result)
+
+
+def _positive(name, value, *, integer=False, allow_zero=False):
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}")
+    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _threads(threads):
+    threads = _positive("threads", threads, integer=True)
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "
+            f"got {threads}; set the environment variable NUMBA_NUM_THREADS to use more"
+        )
+    return threads
+
+
+# --------------------------------------------------------------------------------------------
+# cases
+# --------------------------------------------------------------------------------------------
+def split_sizes(total, n_arrays):
+    """Sizes of ``n_arrays`` arrays summing to ``total``, as even as possible."""
+    base, extra = divmod(total, n_arrays)
+    return [base + (i < extra) for i in range(n_arrays)]
+
+
+def _model(total, layout, dtype, rng):
+    sizes = [total] if layout == "flat" else split_sizes(total, N_ARRAYS)
+    params = [rng.standard_normal(size, dtype=dtype) for size in sizes]
+    grads = [rng.standard_normal(size, dtype=dtype) for size in sizes]
+    return params, grads
+
+
+def optimizer_words(optimizer):
+    """Words moved per element by a step of ``optimizer``: 3 + 2 * state buffers in use."""
+    return 3 + 2 * len(optimizer._state_in_use(optimizer.param_groups[0]))
+
+
+def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
+    cases, itemsize = [], np.dtype(dtype).itemsize
+    for layout in layouts:
+        params, grads = _model(n, layout, dtype, rng)
+        optimizer = info.make(params)
+        optimizer.step(grads)  # compiles, or loads from Numba's cache
+        words = optimizer_words(optimizer)
+        options = peers.optimizer_options(optimizer)
+        common = {
+            "case": info.name,
+            "kind": "optimizer",
+            "dtype": dtype,
+            "n": n,
+            "layout": layout,
+            "bytes": words * n * itemsize,
+            # parameter, gradient and the (words - 3) / 2 state buffers
+            "working_set_bytes": (words + 1) // 2 * n * itemsize,
+        }
+        cases.append(
+            Case(implementation="optbench", call=lambda o=optimizer, g=grads: o.step(g), **common)
+        )
+        if "numpy reference" in wanted:
+            reference = peers.ReferenceOptimizer(info, params, options)
+            reference.step(grads)
+            cases.append(
+                Case(
+                    implementation="numpy reference",
+                    call=lambda o=reference, g=grads: o.step(g),
+                    **common,
+                )
+            )
+        if "numpy in-place" in wanted and info.name in peers.INPLACE_UPDATES:
+            inplace = peers.InplaceOptimizer(info.name, params, options)
+            inplace.step(grads)
+            cases.append(
+                Case(
+                    implementation="numpy in-place",
+                    call=lambda o=inplace, g=grads: o.step(g),
+                    **common,
+                )
+            )
+        for implementation in peers.TORCH_IMPLEMENTATIONS:
+            name = f"torch {implementation}"
+            if torch is None or name not in wanted:
+                continue
+            torch_opt = peers.torch_optimizer(torch, info, params, grads, options, implementation)
+            if torch_opt is not None:
+                cases.append(Case(implementation=name, call=torch_opt.step, **common))
+    return cases
+
+
+def _norm_cases(name, dtype, shape, wanted, torch, rng):
+    x = rng.standard_normal(shape, dtype=dtype)
+    dy = rng.standard_normal(shape, dtype=dtype)
+    itemsize = np.dtype(dtype).itemsize
+    common = {
+        "case": name,
+        "kind": "norm",
+        "dtype": dtype,
+        "n": x.size,
+        "layout": f"{shape[0]}x{shape[1]}",
+        "bytes": 5 * x.size * itemsize,
+        "working_set_bytes": 4 * x.size * itemsize,
+    }
+    cases = []
+    for implementation in peers.NORM_IMPLEMENTATIONS:
+        if implementation != "optbench" and implementation not in wanted:
+            continue
+        call = peers.norm_call(implementation, name, x, dy, torch=torch)
+        if call is None:
+            continue
+        call()
+        cases.append(Case(implementation=implementation, call=call, **common))
+    return cases
+
+
+def _stream_cases(working_set_bytes, dtype, threads, kernels):
+    cases = []
+    for kernel in kernels:
+        n = bandwidth.elements_for_working_set(kernel, working_set_bytes, dtype)
+        for parallel in (False, True) if threads > 1 else (False,):
+            cases.append(
+                Case(
+                    case=f"stream {kernel}",
+                    kind="stream",
+                    implementation="numba parallel" if parallel else "numba serial",
+                    dtype=dtype,
+                    n=n,
+                    layout="flat",
+                    bytes=bandwidth.bytes_moved(kernel, n, dtype),
+                    working_set_bytes=bandwidth.N_ARRAYS[kernel] * n * np.dtype(dtype).itemsize,
+                    call=bandwidth.make_call(kernel, n, dtype, parallel),
+                )
+            )
+    return cases
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------------------------
+def _calibrate(case, min_batch_seconds):
+    """Fix the batch length from the median of three calls (one may stall)."""
+    durations = []
+    for _ in range(3):
+        start = time.perf_counter()
+        case.call()
+        durations.append(time.perf_counter() - start)
+    single = max(sorted(durations)[1], 1e-9)
+    case.calls_per_batch = int(
+        min(max(1, math.ceil(min_batch_seconds / single)), MAX_CALLS_PER_BATCH)
+    )
+
+
+def _time_batch(case, settle_seconds):
+    if settle_seconds:
+        time.sleep(settle_seconds)
+    call, clock, samples = case.call, time.perf_counter, case.samples
+    call()
+    for _ in range(case.calls_per_batch):
+        start = clock()
+        call()
+        samples.append(clock() - start)
+
+
+def _run_rounds(cases, repeats, min_batch_seconds, settle_seconds):
+    """Time every case ``repeats`` times, round-robin, rotating the starting case."""
+    for case in cases:
+        _calibrate(case, min_batch_seconds)
+    for round_index in range(repeats):
+        shift = round_index % len(cases)
+        for case in cases[shift:] + cases[:shift]:
+            _time_batch(case, settle_seconds)
+            case.rounds += 1
+
+
+def _rows(cases, threads, mode="hot"):
+    rows = []
+    for case in cases:
+        samples = np.asarray(case.samples)
+        median = float(np.median(samples))
+        rows.append(
+            {
+                "group": case.group,
+                "case": case.case,
+                "kind": case.kind,
+                "implementation": case.implementation,
+                "dtype": case.dtype,
+                "n": case.n,
+                "layout": case.layout,
+                "threads": threads,
+                "mode": mode,
+                "time_s": median,
+                "time_p25_s": float(np.percentile(samples, 25)),
+                "time_p75_s": float(np.percentile(samples, 75)),
+                "time_p90_s": float(np.percentile(samples, 90)),
+                "calls_per_batch": case.calls_per_batch,
+                "rounds": case.rounds,
+                "bytes": case.bytes,
+                "working_set_bytes": case.working_set_bytes,
+                "elements_per_s": case.n / median,
+                "gbps": case.bytes / median / 1e9,
+            }
+        )
+    return rows
+
+
+def _with_roofline(rows):
+    """Roofline of a group: its best STREAM ``update`` rate; fraction for every row."""
+    update = [r["gbps"] for r in rows if r["case"] == "stream update"]
+    roofline = max(update) if update else math.nan
+    for row in rows:
+        row["roofline_gbps"] = roofline
+        row["roofline_fraction"] = row["gbps"] / roofline
+    return rows
+
+
+def _slug(implementation):
+    return implementation.replace("-", "_").replace(" ", "_")
+
+
+def _with_ratios(frame):
+    """``vs_<peer>`` (peer time / this time) within (case, dtype, n, layout, mode), and
+    ``vs_flat`` (flat-layout time / this time) within (case, implementation, dtype, n, mode)."""
+    if frame.empty:
+        return frame
+    keys = ["group", "case", "dtype", "n", "layout", "mode"]
+    for peer in [p for p in PEERS if p in set(frame["implementation"])]:
+        times = frame[frame["implementation"] == peer].set_index(keys)["time_s"]
+        peer_time = frame.join(times.rename("peer_time"), on=keys)["peer_time"]
+        frame[f"vs_{_slug(peer)}"] = peer_time / frame["time_s"]
+    flat = frame[frame["layout"] == "flat"]
+    flat_keys = ["group", "case", "implementation", "dtype", "n", "mode"]
+    flat_time = frame.join(flat.set_index(flat_keys)["time_s"].rename("flat_time"), on=flat_keys)[
+        "flat_time"
+    ]
+    frame["vs_flat"] = np.where(frame["layout"] == LAYOUTS[1], flat_time / frame["time_s"], np.nan)
+    return frame
+
+
+class _Threads:
+    """Numba and torch at ``threads`` threads inside the block; previous counts restored."""
+
+    def __init__(self, threads, torch):
+        self.threads, self.torch = threads, torch
+
+    def __enter__(self):
+        self.numba_before = numba.get_num_threads()
+        numba.set_num_threads(self.threads)
+        if self.torch is not None:
+            self.torch_before = self.torch.get_num_threads()
+            self.torch.set_num_threads(self.threads)
+        return self
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self.numba_before)
+        if self.torch is not None:
+            self.torch.set_num_threads(self.torch_before)
+
+
+def _finish(rows, torch):
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = _with_ratios(frame)
+    for key, value in environment(torch).items():
+        frame[key] = value
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# the measurement
+# --------------------------------------------------------------------------------------------
+def measure(
+    *,
+    threads=2,
+    optimizers=None,
+    sizes=None,
+    dtypes=DTYPES,
+    layouts=LAYOUTS,
+    norms=True,
+    norm_names=peers.NORMS,
+    norm_shapes=None,
+    peer_names=PEERS,
+    stream=STREAM_KERNELS,
+    latency=True,
+    repeats=None,
+    min_batch_seconds=None,
+    settle_seconds=0.005,
+    quick=False,
+    seed=0,
+    progress=None,
+):
+    """Time the kernels, their peers and the STREAM kernels; one row per case (see module doc).
+
+    Parameters
+    ----------
+    threads : Numba and torch threads (default 2).
+    optimizers : registry names (default: every optimizer).
+    sizes : total elements of the optimizer cases (default ``SIZES``; ``QUICK_SIZES`` if quick).
+    dtypes : subset of ("float32", "float64").
+    layouts : subset of ("flat", "100 arrays").
+    norms : time LayerNorm, BatchNorm (training, (N, C)) and RMSNorm forward + backward.
+    norm_names : subset of ("layer_norm", "batch_norm", "rms_norm").
+    norm_shapes : (rows, features) pairs (default ``NORM_SHAPES``; ``QUICK_NORM_SHAPES`` if
+        quick).
+    peer_names : peers to time (default all; torch ones only when torch is importable).
+    stream : STREAM kernels timed in every group (the roofline needs "update"; () for none).
+    latency : also add :func:`dispatch_latency` rows (Adam and SGD, float32).
+    repeats : rounds per group (default 5; 3 if quick).
+    min_batch_seconds : least duration of a timed batch (default 0.02; 0.005 if quick).
+    settle_seconds : sleep before each batch (see module doc).
+    seed : seed of the data.
+    progress : ``progress(message)`` called before each group, or None.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    threads = _threads(threads)
+    dtypes = _names("dtypes", dtypes, DTYPES)
+    layouts = _names("layouts", layouts, LAYOUTS)
+    names = tuple(info.name for info in registry.OPTIMIZERS)
+    optimizers = () if optimizers is not None and not optimizers else optimizers
+    optimizers = names if optimizers is None else tuple(optimizers)
+    if optimizers:
+        optimizers = _names("optimizers", optimizers, names)
+    sizes = _sizes(sizes if sizes is not None else QUICK_SIZES if quick else SIZES)
+    norm_names = _names("norm_names", norm_names, peers.NORMS) if norms else ()
+    norm_shapes = _shapes(
+        norm_shapes if norm_shapes is not None else QUICK_NORM_SHAPES if quick else NORM_SHAPES
+    )
+    peer_names = tuple(peer_names)
+    if peer_names:
+        _names("peer_names", peer_names, PEERS)
+    stream = tuple(stream)
+    if stream:
+        _names("stream", stream, STREAM_KERNELS)
+    repeats = _positive(
+        "repeats", repeats if repeats is not None else 3 if quick else 5, integer=True
+    )
+    min_batch_seconds = _positive(
+        "min_batch_seconds",
+        min_batch_seconds if min_batch_seconds is not None else 0.005 if quick else 0.02,
+    )
+    settle_seconds = _positive("settle_seconds", settle_seconds, allow_zero=True)
+    torch = _import_torch() if any(p.startswith("torch") for p in peer_names) else None
+    rng = np.random.default_rng(seed)
+    groups = [
+        ("optimizer", name, dtype, n) for name in optimizers for dtype in dtypes for n in sizes
+    ] + [
+        ("norm", name, dtype, shape)
+        for name in norm_names
+        for dtype in dtypes
+        for shape in norm_shapes
+    ]
+    rows = []
+    with _Threads(threads, torch):
+        for index, (kind, name, dtype, size) in enumerate(groups):
+            if progress is not None:
+                progress(f"[{index + 1}/{len(groups)}] {name} {dtype} {size}")
+            if kind == "optimizer":
+                cases = _optimizer_cases(
+                    registry.get(name), dtype, size, layouts, peer_names, torch, rng
+                )
+            else:
+                cases = _norm_cases(name, dtype, size, peer_names, torch, rng)
+            cases += _stream_cases(cases[0].working_set_bytes, dtype, threads, stream)
+            label = f"{size[0]}x{size[1]}" if kind == "norm" else size
+            for case in cases:
+                case.group = f"{name} {dtype} {label}"
+            _run_rounds(cases, repeats, min_batch_seconds, settle_seconds)
+            rows += _with_roofline(_rows(cases, threads))
+            del cases
+            gc.collect()
+        if latency:
+            rows += _latency_rows(
+                threads=threads,
+                optimizers=("adam", "sgd"),
+                sizes=(10_000, 100_000, 1_000_000),
+                dtype="float32",
+                modes=LATENCY_MODES,
+                idle_seconds=0.005,
+                samples=10 if quick else 20,
+                rounds=repeats,
+                torch=torch,
+                progress=progress,
+            )
+    return _finish(rows, torch)
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch: hot and idle-then-call latency
+# --------------------------------------------------------------------------------------------
+def _between_calls(mode, idle_seconds, buffers):
+    if mode == "after sleep":
+        time.sleep(idle_seconds)
+    elif mode == "after work":
+        # single-threaded memory work, as a forward/backward pass between optimizer steps:
+        # Numba's threads go idle and the caches are refilled with other data
+        deadline = time.perf_counter() + idle_seconds
+        while time.perf_counter() < deadline:
+            np.add(buffers[0], 1.0, out=buffers[1])
+
+
+def dispatch_latency(
+    *,
+    threads=2,
+    optimizers=("adam", "sgd"),
+    sizes=(10_000, 100_000, 1_000_000),
+    dtype="float32",
+    modes=LATENCY_MODES,
+    idle_seconds=0.005,
+    samples=20,
+    rounds=5,
+    torch=None,
+    progress=None,
+):
+    """Time single optimizer steps, hot and after the threads idled, for the dispatch choice.
+
+    Implementations: ``optbench serial`` and ``optbench parallel`` (the kernels forced with
+    ``dispatch=``), ``optbench`` (the default ``dispatch="auto"``) and ``torch fused`` (when
+    ``torch`` is given, or importable). Modes: ``hot`` (back-to-back steps), ``after sleep``
+    (``idle_seconds`` of sleep before each step) and ``after work`` (``idle_seconds`` of
+    single-threaded NumPy memory work before each step). Each (implementation, mode) pair has
+    its own optimizer; each step is timed on its own. Per round every pair takes ``samples``
+    steps, in the first round after as many untimed ones (which let ``"auto"`` settle), and
+    rounds alternate the pairs.
+
+    Returns a DataFrame with :func:`measure`'s columns (``calls_per_batch`` is ``samples``,
+    ``time_p90_s`` shows the stalls).
+    """
+    threads = _threads(threads)
+    optimizers = _names("optimizers", optimizers, tuple(i.name for i in registry.OPTIMIZERS))
+    sizes = _sizes(sizes)
+    modes = _names("modes", modes, LATENCY_MODES)
+    idle_seconds = _positive("idle_seconds", idle_seconds)
+    samples = _positive("samples", samples, integer=True)
+    rounds = _positive("rounds", rounds, integer=True)
+    if torch is None:
+        torch = _import_torch()
+    rows = _latency_rows(
+        threads=threads,
+        optimizers=optimizers,
+        sizes=sizes,
+        dtype=_names("dtype", [dtype], DTYPES)[0],
+        modes=modes,
+        idle_seconds=idle_seconds,
+        samples=samples,
+        rounds=rounds,
+        torch=torch,
+        progress=progress,
+    )
+    return _finish(rows, torch)
+
+
+def _latency_rows(
+    *, threads, optimizers, sizes, dtype, modes, idle_seconds, samples, rounds, torch, progress
+):
+    buffers = (np.ones(1 << 21), np.empty(1 << 21))
+    rng = np.random.default_rng(0)
+    rows = []
+    with _Threads(threads, torch):
+        for name in optimizers:
+            info = registry.get(name)
+            for n in sizes:
+                if progress is not None:
+                    progress(f"latency {name} {dtype} {n}")
+                cases = _latency_cases(info, dtype, n, modes, torch, rng)
+                for case, _ in cases:
+                    case.group = f"latency {name} {dtype} {n}"
+                    case.calls_per_batch = samples
+                for round_index in range(rounds):
+                    for case, mode in cases:
+                        case.rounds += 1
+                        for _ in range(samples if round_index == 0 else 0):
+                            _between_calls(mode, idle_seconds, buffers)
+                            case.call()
+                        for _ in range(samples):
+                            _between_calls(mode, idle_seconds, buffers)
+                            start = time.perf_counter()
+                            case.call()
+                            case.samples.append(time.perf_counter() - start)
+                for case, mode in cases:
+                    rows += _rows([case], threads, mode)
+                del cases
+                gc.collect()
+    return rows
+
+
+def _latency_cases(info, dtype, n, modes, torch, rng):
+    params, grads = _model(n, "flat", dtype, rng)
+    itemsize = np.dtype(dtype).itemsize
+    cases = []
+    for mode in modes:
+        for implementation in LATENCY_IMPLEMENTATIONS:
+            if implementation == "torch fused":
+                if torch is None:
+                    continue
+                options = peers.optimizer_options(info.make([np.zeros(1, dtype)]))
+                step = peers.torch_optimizer(torch, info, params, grads, options, "fused")
+                if step is None:
+                    continue
+                call, words = step.step, None
+            else:
+                dispatch = {"optbench serial": "serial", "optbench parallel": "parallel"}
+                optimizer = info.make(params, dispatch=dispatch.get(implementation, "auto"))
+                optimizer.step(grads)
+                call, words = (lambda o=optimizer: o.step(grads)), optimizer_words(optimizer)
+            if words is None:
+                words = optimizer_words(info.make([np.zeros(1, dtype)]))
+            case = Case(
+                case=info.name,
+                kind="optimizer",
+                implementation=implementation,
+                dtype=dtype,
+                n=n,
+                layout="flat",
+                bytes=words * n * itemsize,
+                working_set_bytes=(words + 1) // 2 * n * itemsize,
+                call=call,
+            )
+            cases.append((case, mode))
+    return cases
+
+
+# --------------------------------------------------------------------------------------------
+# start-up
+# --------------------------------------------------------------------------------------------
+_IMPORT_SCRIPT = """
+import time
+start = time.perf_counter()
+import optbench.optim, optbench.nn, optbench.registry
+print(time.perf_counter() - start)
+"""
+
+_FIRST_STEP_SCRIPT = """
+import sys, time
+import numpy as np
+from optbench import registry
+info = registry.get(sys.argv[1])
+dispatch = sys.argv[2]
+params = [np.zeros(1000, np.float32), np.zeros(1000, np.float64)]
+grads = [np.ones(1000, np.float32), np.ones(1000, np.float64)]
+optimizer = info.make(params, dispatch=dispatch)
+start = time.perf_counter()
+optimizer.step(grads)
+print(time.perf_counter() - start)
+"""
+
+
+def _run_script(script, arguments, cache_dir, timeout):
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return float(done.stdout.split()[-1])
+
+
+def startup_times(optimizer="adam", *, timeout=600):
+    """Start-up costs in seconds, each measured in a new Python process.
+
+    Returns a dict: ``import_s`` (``import optbench.optim, optbench.nn, optbench.registry``),
+    ``first_step_compile_s`` (the first step of ``optimizer`` over a float32 and a float64
+    array, serial kernels, with an empty Numba cache: compilation), ``first_step_cached_s``
+    (the same in a second process, loading the machine code from the cache), and
+    ``first_parallel_step_compile_s`` / ``first_parallel_step_cached_s`` (the same with
+    ``dispatch="parallel"``). Numba's cache goes to a temporary directory
+    (``NUMBA_CACHE_DIR``), removed afterwards.
+    """
+    name = registry.get(optimizer).name
+    result = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        result["import_s"] = _run_script(_IMPORT_SCRIPT, [], cache_dir, timeout)
+        for dispatch, label in (("serial", "first_step"), ("parallel", "first_parallel_step")):
+            result[f"{label}_compile_s"] = _run_script(
+                _FIRST_STEP_SCRIPT, [name, dispatch], cache_dir, timeout
+            )
+            result[f"{label}_cached_s"] = _run_script(
+                _FIRST_STEP_SCRIPT, [name, dispatch], cache_dir, timeout
+            )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# presentation
+# --------------------------------------------------------------------------------------------
+def _format_time(seconds):
+    if not math.isfinite(seconds):
+        return ""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _format_size(n):
+    exponent = math.floor(math.log10(n)) if n > 0 else 0
+    mantissa = n / 10**exponent
+    return f"{mantissa:g}e{exponent}" if mantissa == int(mantissa) else f"{n:,}"
+
+
+def table(frame, *, latency=False, kinds=("optimizer", "norm"), implementations=None):
+    """A readable summary of :func:`measure`'s rows, one line per row: median time and spread,
+    GB/s, roofline fraction and the ratios to the peers present.
+
+    latency : False for the throughput rows (hot, groups of :func:`measure`); True for the
+        :func:`dispatch_latency` rows (every mode, with the 90th percentile).
+    """
+    in_latency = frame["group"].str.startswith("latency ")
+    if latency:
+        rows = frame[in_latency]
+    else:
+        rows = frame[~in_latency & (frame["mode"] == "hot") & frame["kind"].isin(kinds)]
+    if implementations is not None:
+        rows = rows[rows["implementation"].isin(implementations)]
+    ratio_columns = [c for c in rows.columns if c.startswith("vs_") and rows[c].notna().any()]
+    out = pd.DataFrame(
+        {
+            "case": rows["case"],
+            "impl": rows["implementation"],
+            "dtype": rows["dtype"],
+            "n": [_format_size(n) for n in rows["n"]],
+            "layout": rows["layout"],
+        }
+    )
+    if latency:
+        out["mode"] = rows["mode"]
+    out["time"] = [_format_time(t) for t in rows["time_s"]]
+    out["p25-p75"] = [
+        f"{_format_time(a)}-{_format_time(b)}"
+        for a, b in zip(rows["time_p25_s"], rows["time_p75_s"], strict=True)
+    ]
+    if latency:
+        out["p90"] = [_format_time(t) for t in rows["time_p90_s"]]
+    else:
+        out["GB/s"] = rows["gbps"].round(1)
+        out["roof"] = rows["roofline_fraction"].round(2)
+    for column in ratio_columns:
+        out[column] = rows[column].round(2)
+    return out.reset_index(drop=True)

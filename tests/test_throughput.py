@@ -1,0 +1,288 @@
+"""The throughput instrument on tiny configurations: rows, columns, arithmetic, CLI. No timed
+assertions: only what must hold whatever the machine's speed."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optbench import cli, registry, throughput
+
+TINY = {
+    "threads": 2,
+    "optimizers": ["adam", "sgd"],
+    "sizes": [1000, 2600],
+    "dtypes": ["float32"],
+    "norm_names": ["layer_norm", "batch_norm"],
+    "norm_shapes": [(8, 16)],
+    "peer_names": ["numpy reference", "numpy in-place"],
+    "repeats": 2,
+    "min_batch_seconds": 1e-4,
+    "settle_seconds": 0,
+    "latency": False,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return throughput.measure(**TINY)
+
+
+def test_one_row_per_case(tiny):
+    optimizer_rows = tiny[tiny["kind"] == "optimizer"]
+    # 2 optimizers x 2 sizes x 2 layouts x 3 implementations
+    assert len(optimizer_rows) == 24
+    assert set(optimizer_rows["implementation"]) == {"optbench", *TINY["peer_names"]}
+    assert set(optimizer_rows["layout"]) == set(throughput.LAYOUTS)
+    norm_rows = tiny[tiny["kind"] == "norm"]
+    assert len(norm_rows) == 2 * 3  # 2 layers x (optbench + 2 peers)
+    assert set(norm_rows["layout"]) == {"8x16"}
+    # every group has the STREAM kernels, serial and parallel
+    groups = tiny["group"].unique()
+    assert len(groups) == 2 * 2 + 2
+    for group in groups:
+        stream = tiny[(tiny["group"] == group) & (tiny["kind"] == "stream")]
+        assert len(stream) == 6
+        assert set(stream["case"]) == {f"stream {k}" for k in throughput.STREAM_KERNELS}
+
+
+def test_columns_and_environment(tiny):
+    assert list(tiny.columns[: len(throughput.COLUMNS)]) == list(throughput.COLUMNS)
+    for column in ("vs_numpy_reference", "vs_numpy_in_place", "vs_flat", "cpu", "numba"):
+        assert column in tiny.columns
+    assert (tiny["threads"] == 2).all()
+    assert (tiny["mode"] == "hot").all()
+    assert tiny["numba"].iloc[0] == __import__("numba").__version__
+    assert tiny["numba_threading_layer"].iloc[0] != ""
+
+
+def test_rates_are_bytes_and_elements_over_time(tiny):
+    np.testing.assert_allclose(tiny["gbps"], tiny["bytes"] / tiny["time_s"] / 1e9)
+    np.testing.assert_allclose(tiny["elements_per_s"], tiny["n"] / tiny["time_s"])
+    np.testing.assert_allclose(
+        tiny["roofline_fraction"], tiny["gbps"] / tiny["roofline_gbps"], rtol=1e-12
+    )
+    assert (tiny["time_p25_s"] <= tiny["time_s"]).all()
+    assert (tiny["time_s"] <= tiny["time_p75_s"]).all()
+    assert (tiny["time_p75_s"] <= tiny["time_p90_s"]).all()
+    assert (tiny["rounds"] == TINY["repeats"]).all()
+
+
+def test_roofline_is_the_best_stream_update_of_the_group(tiny):
+    for _, group in tiny.groupby("group"):
+        update = group[group["case"] == "stream update"]["gbps"].max()
+        assert (group["roofline_gbps"] == update).all()
+
+
+def test_byte_model(tiny):
+    rows = tiny[tiny["kind"] == "optimizer"].set_index(["case", "n", "layout", "implementation"])
+    assert rows.loc[("adam", 1000, "flat", "optbench"), "bytes"] == 7 * 1000 * 4
+    assert rows.loc[("sgd", 2600, "100 arrays", "numpy in-place"), "bytes"] == 3 * 2600 * 4
+    assert rows.loc[("adam", 1000, "flat", "optbench"), "working_set_bytes"] == 4 * 1000 * 4
+    norms = tiny[tiny["kind"] == "norm"]
+    assert (norms["bytes"] == 5 * 128 * 4).all()
+
+
+def test_peer_ratios(tiny):
+    for _, group in tiny[tiny["kind"] != "stream"].groupby(["group", "layout"]):
+        times = group.set_index("implementation")["time_s"]
+        for _, row in group.iterrows():
+            assert row["vs_numpy_reference"] == pytest.approx(
+                times["numpy reference"] / row["time_s"]
+            )
+            assert row["vs_numpy_in_place"] == pytest.approx(
+                times["numpy in-place"] / row["time_s"]
+            )
+    reference = tiny[tiny["implementation"] == "numpy reference"]
+    np.testing.assert_allclose(reference["vs_numpy_reference"], 1.0)
+
+
+def test_flat_ratio(tiny):
+    rows = tiny[(tiny["kind"] == "optimizer") & (tiny["implementation"] == "optbench")]
+    rows = rows.set_index(["case", "n", "layout"])
+    split = rows.loc[("adam", 2600, "100 arrays")]
+    flat = rows.loc[("adam", 2600, "flat")]
+    assert split["vs_flat"] == pytest.approx(flat["time_s"] / split["time_s"])
+    assert math.isnan(flat["vs_flat"])
+
+
+def test_table_summarizes_the_hot_rows(tiny):
+    table = throughput.table(tiny)
+    assert len(table) == 24 + 6
+    assert {"case", "impl", "time", "GB/s", "roof", "vs_numpy_reference"} <= set(table.columns)
+    assert throughput.table(tiny, latency=True).empty
+
+
+def test_dispatch_latency_rows():
+    frame = throughput.dispatch_latency(
+        optimizers=["sgd"],
+        sizes=[2000],
+        modes=["hot", "after sleep"],
+        idle_seconds=1e-4,
+        samples=3,
+        rounds=1,
+        torch=None,
+    )
+    implementations = set(frame["implementation"])
+    assert {"optbench serial", "optbench parallel", "optbench"} <= implementations
+    assert set(frame["mode"]) == {"hot", "after sleep"}
+    assert (frame["group"] == "latency sgd float32 2000").all()
+    assert (frame["calls_per_batch"] == 3).all()
+    table = throughput.table(frame, latency=True)
+    assert {"mode", "p90"} <= set(table.columns)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"dtypes": ["float16"]}, ValueError, "dtypes"),
+        ({"optimizers": ["adamz"]}, ValueError, "optimizers"),
+        ({"sizes": [0]}, ValueError, "sizes"),
+        ({"sizes": [1.5]}, ValueError, "sizes"),
+        ({"sizes": ["big"]}, TypeError, "sizes"),
+        ({"layouts": ["diagonal"]}, ValueError, "layouts"),
+        ({"peer_names": ["jax"]}, ValueError, "peer_names"),
+        ({"norm_shapes": [(8,)]}, ValueError, "norm_shapes"),
+        ({"stream": ["scale"]}, ValueError, "stream"),
+        ({"repeats": 0}, ValueError, "repeats"),
+        ({"min_batch_seconds": -1.0}, ValueError, "min_batch_seconds"),
+        ({"threads": 0}, ValueError, "threads"),
+        ({"threads": 10_000}, ValueError, "NUMBA_NUM_THREADS"),
+    ],
+)
+def test_bad_arguments_are_refused_before_measuring(options, error, match):
+    with pytest.raises(error, match=match):
+        throughput.measure(**{**TINY, **options})
+
+
+def test_cli_writes_the_csv(tmp_path, capsys):
+    out = tmp_path / "sub" / "tp.csv"
+    status = cli.main(
+        [
+            "throughput",
+            "--optimizers",
+            "sgd",
+            "--sizes",
+            "1e3",
+            "--dtypes",
+            "float32",
+            "--layouts",
+            "flat",
+            "--norms",
+            "rms_norm",
+            "--norm-shapes",
+            "8x16",
+            "--peers",
+            "numpy in-place",
+            "--repeats",
+            "1",
+            "--min-batch",
+            "0.0001",
+            "--no-latency",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    frame = pd.read_csv(out)
+    assert set(frame["case"]) >= {"sgd", "rms_norm", "stream update"}
+    assert not [p for p in os.listdir(out.parent) if p != "tp.csv"]  # no temporary left
+    printed = capsys.readouterr().out
+    assert "Throughput" in printed and "sgd" in printed and f"wrote {len(frame)} rows" in printed
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--sizes", "1e3,x"],
+        ["--sizes", "10.5"],
+        ["--dtypes", "float16"],
+        ["--optimizers", "adamz"],
+        ["--norm-shapes", "8by16"],
+        ["--threads", "0"],
+        ["--peers", "jax"],
+    ],
+)
+def test_cli_bad_values_exit_2(arguments, capsys):
+    assert cli.main(["throughput", *arguments, "--no-latency"]) == 2
+    assert "optbench throughput: error" in capsys.readouterr().err
+
+
+def test_registry_drives_the_default_optimizers():
+    """measure() with no optimizers argument covers every registry entry."""
+    frame = throughput.measure(
+        **{**TINY, "sizes": [100], "layouts": ["flat"], "norms": False, "peer_names": []}
+    )
+    assert set(frame[frame["kind"] == "optimizer"]["case"]) == {"adam", "sgd"}
+    all_names = throughput.measure(
+        **{
+            **TINY,
+            "optimizers": None,
+            "sizes": [100],
+            "layouts": ["flat"],
+            "norms": False,
+            "peer_names": [],
+            "stream": ["update"],
+        }
+    )
+    assert set(all_names[all_names["kind"] == "optimizer"]["case"]) == {
+        info.name for info in registry.OPTIMIZERS
+    }
+
+
+def test_two_openmp_runtimes_coexist():
+    """torch's OpenMP runtime and Numba's, in one process, alternating parallel work: no crash,
+    right results, and no more threads than the two runtimes use apart."""
+    pytest.importorskip("torch")
+    script = """
+import os, sys
+import numpy as np
+use_torch, use_numba = sys.argv[1] == "1", sys.argv[2] == "1"
+if use_torch:
+    import torch
+    torch.set_num_threads(2)
+    t = torch.zeros(1 << 20)
+if use_numba:
+    import numba
+    numba.set_num_threads(2)
+    from optbench import bandwidth
+    a, b = np.zeros(1 << 20), np.ones(1 << 20)
+for _ in range(20):
+    if use_torch:
+        t.add_(1.0)
+    if use_numba:
+        bandwidth.update_parallel(a, b, 1.0)
+assert not use_torch or float(t[-1]) == 20.0
+assert not use_numba or a[-1] == 20.0
+print(len(os.listdir("/proc/self/task")))
+"""
+
+    def threads(use_torch, use_numba):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(int(use_torch)), str(int(use_numba))],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        return int(done.stdout.split()[-1])
+
+    both = threads(True, True)
+    assert both <= threads(True, False) + threads(False, True)
+
+
+@pytest.mark.slow
+def test_startup_times():
+    times = throughput.startup_times("sgd")
+    assert set(times) == {
+        "import_s",
+        "first_step_compile_s",
+        "first_step_cached_s",
+        "first_parallel_step_compile_s",
+        "first_parallel_step_cached_s",
+    }
+    assert all(value > 0 for value in times.values())
