@@ -33,8 +33,9 @@ How it runs
      per-round values. *regressed* when ``r > factor`` and
      ``p <= alpha``; *improved* when ``r < 1 / factor`` and the opposite test passes;
      *inconclusive* when ``r`` is beyond the factor but the rounds overlap too much to tell.
-     With ``R`` rounds per side the smallest p-value is ``1 / C(2R, R)`` (0.05 for R = 3), so
-     one slow round cannot flag a benchmark on its own.
+     With ``R`` rounds per side the smallest p-value is ``1 / C(2R, R)`` (0.004 for the
+     default R = 5; alpha = 0.01 then allows one pair of rounds out of 25 in the wrong
+     order), so one slow round cannot flag a benchmark on its own.
    * deterministic tracks: *changed* when ``|head - base| > tolerance * |base|`` (or one side is
      NaN/inf and the other not): seeded runs give the same numbers, so any move is real.
    * other tracks (ratios to a STREAM kernel measured in the same process): shown, never fail.
@@ -111,8 +112,8 @@ class Options:
     """
 
     factor: float = 1.2
-    alpha: float = 0.05
-    rounds: int = 3
+    alpha: float = 0.01
+    rounds: int = 5
     quick: bool = False
     bench: tuple[str, ...] = ()
     tolerance: float = 1e-3
@@ -264,9 +265,10 @@ def compare(measurements, base, head, options):
 
     ``measurements`` has columns commit, round, benchmark, params, type, unit, value, failed
     (``value`` NaN where the run failed), and optionally ``best``, the fastest sample of the
-    round, used instead of ``value`` with ``options.statistic == "min"``. Returns columns benchmark, params, kind, unit,
-    base, head (medians over rounds), ratio (head / base), p_value, verdict, base_values,
-    head_values (the per-round values, space-separated), sorted failing verdicts first.
+    round, used instead of ``value`` with ``options.statistic == "min"``. Returns columns
+    benchmark, params, kind, unit, base, head (medians over rounds), ratio (head / base),
+    p_value, verdict, base_values, head_values (the per-round values, space-separated),
+    sorted failing verdicts first.
     """
     rows = []
     column = "best" if options.statistic == "min" and "best" in measurements else "value"
@@ -643,6 +645,7 @@ def compare_commits(repo, base, head, options=None, log=_stderr):
     """
     options = Options() if options is None else options
     check_options(options)
+    _asv_command()  # asv is installed
     repo = repository_root(repo)
     base_hash, head_hash = resolve_commit(repo, base), resolve_commit(repo, head)
     python = shutil.which(options.python) if options.python else sys.executable

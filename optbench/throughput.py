@@ -764,9 +764,9 @@ def _latency_cases(info, dtype, n, modes, torch, rng):
 # --------------------------------------------------------------------------------------------
 _IMPORT_SCRIPT = """
 import time
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 import optbench.optim, optbench.nn, optbench.registry
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 _FIRST_STEP_SCRIPT = """
@@ -778,9 +778,9 @@ dispatch = sys.argv[2]
 params = [np.zeros(1000, np.float32), np.zeros(1000, np.float64)]
 grads = [np.ones(1000, np.float32), np.ones(1000, np.float64)]
 optimizer = info.make(params, dispatch=dispatch)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 optimizer.step(grads)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
@@ -794,7 +794,8 @@ def _run_script(script, arguments, cache_dir, timeout):
         timeout=timeout,
         check=True,
     )
-    return float(done.stdout.split()[-1])
+    wall, cpu = done.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def startup_times(optimizer="adam", *, timeout=600):
@@ -805,20 +806,23 @@ def startup_times(optimizer="adam", *, timeout=600):
     array, serial kernels, with an empty Numba cache: compilation), ``first_step_cached_s``
     (the same in a second process, loading the machine code from the cache), and
     ``first_parallel_step_compile_s`` / ``first_parallel_step_cached_s`` (the same with
-    ``dispatch="parallel"``). Numba's cache goes to a temporary directory
-    (``NUMBA_CACHE_DIR``), removed afterwards.
+    ``dispatch="parallel"``); wall-clock seconds, and the process's CPU seconds under the same
+    names ending in ``_cpu_s`` (less sensitive to other processes on the machine). Numba's
+    cache goes to a temporary directory (``NUMBA_CACHE_DIR``), removed afterwards.
     """
     name = registry.get(optimizer).name
-    result = {}
+    runs = {}
     with tempfile.TemporaryDirectory() as cache_dir:
-        result["import_s"] = _run_script(_IMPORT_SCRIPT, [], cache_dir, timeout)
+        runs["import"] = _run_script(_IMPORT_SCRIPT, [], cache_dir, timeout)
         for dispatch, label in (("serial", "first_step"), ("parallel", "first_parallel_step")):
-            result[f"{label}_compile_s"] = _run_script(
+            runs[f"{label}_compile"] = _run_script(
                 _FIRST_STEP_SCRIPT, [name, dispatch], cache_dir, timeout
             )
-            result[f"{label}_cached_s"] = _run_script(
+            runs[f"{label}_cached"] = _run_script(
                 _FIRST_STEP_SCRIPT, [name, dispatch], cache_dir, timeout
             )
+    result = {f"{key}_s": wall for key, (wall, _) in runs.items()}
+    result.update({f"{key}_cpu_s": cpu for key, (_, cpu) in runs.items()})
     return result
 
 

@@ -1,6 +1,7 @@
 """``optbench regress``: the statistics, the result reading, and end-to-end comparisons of tiny
 git repositories whose second commit is unchanged, slowed, changed or broken."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -108,8 +109,9 @@ def test_compare_verdicts():
 def test_compare_uses_the_fastest_sample_by_default():
     frame = _frame(_timings("a.t", [1.0, 1.0, 1.0], [3.0, 3.0, 3.0]))
     frame["best"] = [1.0, 1.0, 1.0, 1.05, 1.0, 1.02]  # HEAD's samples: slow medians, fast minima
-    by_min = regress.compare(frame, "b", "h", regress.Options())
-    by_median = regress.compare(frame, "b", "h", regress.Options(statistic="median"))
+    three = regress.Options(rounds=3, alpha=0.05)
+    by_min = regress.compare(frame, "b", "h", three)
+    by_median = regress.compare(frame, "b", "h", dataclasses.replace(three, statistic="median"))
     assert by_min["verdict"][0] == "unchanged" and by_min["head"][0] == pytest.approx(1.02)
     assert by_median["verdict"][0] == "regressed"
 
@@ -129,7 +131,7 @@ def test_compare_exact_tracks_nan_and_inf():
 
 
 def test_comparison_failed_and_table_text():
-    options = regress.Options()
+    options = regress.Options(rounds=3, alpha=0.05)
     table = regress.compare(
         _frame(_timings("a.slow", [1e-3] * 3, [3e-3, 3.1e-3, 2.9e-3])), "b", "h", options
     )
@@ -167,7 +169,8 @@ def test_format_value(value, unit, text):
         ({"factor": 1.0}, "factor"),
         ({"factor": math.inf}, "factor"),
         ({"alpha": 0.0}, "alpha"),
-        ({"rounds": 2}, "rounds=2 cannot reach alpha=0.05"),
+        ({"rounds": 4}, "rounds=4 cannot reach alpha=0.01"),
+        ({"rounds": 2, "alpha": 0.05}, "rounds=2 cannot reach alpha=0.05"),
         ({"rounds": 3, "alpha": 0.01}, "use rounds >= 5"),
         ({"tolerance": -1.0}, "tolerance"),
         ({"statistic": "mean"}, "statistic"),
@@ -431,7 +434,7 @@ def test_regress_usage_errors_exit_2(tiny_repo, asv_home, capsys):
     assert code == 2 and "cannot be compared with itself" in out.err
     code, out = _regress(repo, "HEAD~1", "HEAD", "--factor", "x", capsys=capsys)
     assert code == 2 and "--factor 'x'" in out.err
-    code, out = _regress(repo, "HEAD~1", "HEAD", "--rounds", "2", capsys=capsys)
+    code, out = _regress(repo, "HEAD~1", "HEAD", "--rounds", "4", capsys=capsys)
     assert code == 2 and "rounds" in out.err
 
 

@@ -7,8 +7,8 @@ comparison could not be made (git or asv failed). See :mod:`optbench.regress` fo
 
 ::
 
-    optbench regress main HEAD                           # every benchmark, 3 rounds
-    optbench regress main HEAD --quick --rounds 5 --bench '^optimizers\\.OptimizerStep'
+    optbench regress main HEAD                           # every benchmark, 5 rounds
+    optbench regress main HEAD --quick --rounds 7 --bench '^optimizers\\.OptimizerStep'
     optbench regress v0.1 HEAD --publish                 # and the HTML site under reports/asv
 """
 
