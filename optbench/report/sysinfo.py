@@ -14,19 +14,9 @@ import sys
 
 import pandas as pd
 
+from ..throughput import cpu_model
+
 PACKAGES = ("optbench", "numpy", "numba", "llvmlite", "pandas", "matplotlib", "torch", "asv")
-
-
-def cpu_model():
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else :func:`platform.processor`."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def memory_gib():
