@@ -5,6 +5,7 @@ import sys
 
 from ..report import compare as comparison
 from ..report import document
+from ._parsing import check_table_path
 
 
 def add_arguments(parser):
@@ -34,8 +35,7 @@ def add_arguments(parser):
 
 
 def command(args):
-    if args.out is not None and not args.out.endswith((".csv", ".parquet")):
-        raise ValueError(f"--out must end in .csv or .parquet, got {args.out!r}")
+    check_table_path(args.out)
     a, b = comparison.load(args.a), comparison.load(args.b)
     table = comparison.compare(a, b, threshold=args.threshold)
     missing = comparison.unmatched(a, b)

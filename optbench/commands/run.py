@@ -1,14 +1,14 @@
 """``optbench run``: train one optimizer on one problem and write the record.
 
-Also the command-line parsing shared with ``optbench sweep``: values arrive as strings and are
-converted here, so that a malformed one gives a one-line :class:`~optbench.cli.UsageError`
-naming the option.
+Also the training options shared with ``optbench sweep`` (their arguments and their values);
+strings become values with the converters of :mod:`optbench.commands._parsing`.
 """
 
 import math
 
 from .. import runner, schedules
 from ..cli import UsageError
+from ._parsing import batch_size, check_table_path, integer, key_values, number
 
 BUDGET_HELP = (
     "without --epochs or --steps: "
@@ -18,50 +18,8 @@ BUDGET_HELP = (
 
 
 # --------------------------------------------------------------------------------------------
-# string -> value, with one-line errors
+# optimizer, problem and schedule options: KEY=VALUE, typed by their defaults
 # --------------------------------------------------------------------------------------------
-def number(option, text, *, positive=False):
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected a number") from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise UsageError(f"{option} {text!r}: expected a finite number{' > 0' * positive}")
-    return value
-
-
-def integer(option, text, *, low=1):
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected an integer") from None
-    if value < low:
-        raise UsageError(f"{option} {text!r}: expected an integer >= {low}")
-    return value
-
-
-def batch_size(option, text):
-    return "full" if text.strip().lower() == "full" else integer(option, text)
-
-
-def comma_list(option, text, convert=None):
-    items = [item.strip() for item in text.split(",")]
-    if not all(items):
-        raise UsageError(f"{option} {text!r}: expected a comma-separated list without gaps")
-    return [convert(option, item) for item in items] if convert else items
-
-
-def key_values(option, items):
-    """``[(key, text)]`` from repeated ``KEY=VALUE`` arguments."""
-    pairs = []
-    for item in items or ():
-        key, sep, text = item.partition("=")
-        if not (sep and key.strip()):
-            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
-        pairs.append((key.strip(), text))
-    return pairs
-
-
 def optimizer_options(optimizer, items, option="--opt"):
     return {
         key: runner.parse_optimizer_option(optimizer, key, text)
@@ -185,11 +143,6 @@ def training_values(args):
     }
 
 
-def check_out(path):
-    if path is not None and not path.endswith((".csv", ".parquet")):
-        raise UsageError(f"--out {path!r}: the file name must end in .csv or .parquet")
-
-
 # --------------------------------------------------------------------------------------------
 # the command
 # --------------------------------------------------------------------------------------------
@@ -260,7 +213,7 @@ def _summary(record, elapsed_label="training"):
 def command(args):
     from ..sweep import write_table
 
-    check_out(args.out)
+    check_table_path(args.out)
     info = runner.resolve_optimizer(args.optimizer)
     runner.resolve_problem_class(args.problem)
     size = batch_size("--batch-size", args.batch_size)

@@ -9,6 +9,7 @@ import time
 from .. import runner, sweep
 from ..cli import UsageError
 from . import run as run_command
+from ._parsing import batch_size, comma_list, integer, key_values, number
 
 
 def add_arguments(parser):
@@ -68,6 +69,14 @@ def add_arguments(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _positive_number(option, text):
+    return number(option, text, positive=True)
+
+
+def _seed(option, text):
+    return integer(option, text, low=0)
+
+
 def _split_prefixed(option, pairs, names):
     """``{name: [KEY=VALUE, ...]}``: a key ``name.key`` applies to ``name``, a bare key to
     every name."""
@@ -87,30 +96,22 @@ def _split_prefixed(option, pairs, names):
 
 
 def grid_from_args(args):
-    problems = run_command.comma_list("--problems", args.problems)
-    optimizers = run_command.comma_list("--optimizers", args.optimizers)
+    problems = comma_list("--problems", args.problems)
+    optimizers = comma_list("--optimizers", args.optimizers)
     for name in problems:
         runner.resolve_problem_class(name)
     for name in optimizers:
         runner.resolve_optimizer(name)
-    opt_items = _split_prefixed("--opt", run_command.key_values("--opt", args.opt), optimizers)
+    opt_items = _split_prefixed("--opt", key_values("--opt", args.opt), optimizers)
     problem_items = _split_prefixed(
-        "--problem-opt", run_command.key_values("--problem-opt", args.problem_opt), problems
+        "--problem-opt", key_values("--problem-opt", args.problem_opt), problems
     )
     return sweep.Grid(
         problems=problems,
         optimizers=optimizers,
-        lrs=None
-        if args.lrs is None
-        else run_command.comma_list(
-            "--lrs", args.lrs, lambda o, t: run_command.number(o, t, positive=True)
-        ),
-        batch_sizes=run_command.comma_list(
-            "--batch-sizes", args.batch_sizes, run_command.batch_size
-        ),
-        seeds=run_command.comma_list(
-            "--seeds", args.seeds, lambda o, t: run_command.integer(o, t, low=0)
-        ),
+        lrs=None if args.lrs is None else comma_list("--lrs", args.lrs, _positive_number),
+        batch_sizes=comma_list("--batch-sizes", args.batch_sizes, batch_size),
+        seeds=comma_list("--seeds", args.seeds, _seed),
         optimizer_options={
             name: run_command.optimizer_options(name, items) for name, items in opt_items.items()
         },
@@ -125,7 +126,7 @@ def grid_from_args(args):
 
 def command(args):
     grid = grid_from_args(args)
-    jobs = run_command.integer("--jobs", args.jobs)
+    jobs = integer("--jobs", args.jobs)
     if (args.final_seeds is not None or args.metric != "final_loss") and not args.tune:
         raise UsageError("--final-seeds and --metric need --tune")
     if args.metric not in sweep.METRICS:
@@ -135,9 +136,7 @@ def command(args):
     if args.tune:
         seeds = None
         if args.final_seeds is not None:
-            seeds = run_command.comma_list(
-                "--final-seeds", args.final_seeds, lambda o, t: run_command.integer(o, t, low=0)
-            )
+            seeds = comma_list("--final-seeds", args.final_seeds, _seed)
         result = sweep.tune(grid, metric=args.metric, seeds=seeds, out=args.out, **backend)
         table = result.final
         print(result.best.to_string(index=False))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import peers, registry, throughput
 from ..cli import UsageError
-from .run import comma_list, integer, number
+from ._parsing import comma_list, integer, number
 
 
 def add_arguments(parser):
