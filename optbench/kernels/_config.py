@@ -19,6 +19,16 @@ and NAdam updates differently. Unfused, every operation is rounded as in NumPy: 
 and parallel kernels agree bitwise whatever the compilation history, and so do the optimizers
 and their NumPy reference for the same sequence of operations.
 
+``REDUCTION`` is for small, never inlined functions that only sum a contiguous run into a float64
+total: ``reassoc`` lets LLVM keep several vector accumulators in registers (a LayerNorm row's
+mean and variance, float32 (256, 1024): 2.2x faster than partial sums kept in an array). It
+changes nothing else: a sum still propagates NaN, and +Inf and -Inf still give NaN in any
+order. What it changes is the order of the additions, which LLVM picks for the machine's
+vector width: such a sum is the same in the serial and the parallel kernel and for any thread
+count (one compiled function serves both), but can differ in the last bits between an AVX2
+and an AVX-512 machine. Numba sets fast-math flags per instruction, so inlining these
+functions with ``inline="always"`` would drop the flag; LLVM's own inlining keeps it.
+
 ``SERIAL`` kernels run on the calling thread; ``PARALLEL`` kernels split their outer ``prange``
 loop over Numba's thread pool (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``). ``INLINE`` is
 for small helpers that are inlined into the kernels calling them. All are cached on disk, so a
@@ -37,6 +47,7 @@ SERIAL = {
 }
 PARALLEL = {**SERIAL, "parallel": True}
 INLINE = {**SERIAL, "inline": "always"}
+REDUCTION = {**SERIAL, "fastmath": set(FASTMATH | {"reassoc"})}
 UNFUSED = {**SERIAL, "fastmath": set()}
 UNFUSED_PARALLEL = {**UNFUSED, "parallel": True}
 UNFUSED_INLINE = {**UNFUSED, "inline": "always"}

@@ -9,21 +9,25 @@ Conventions
 * Every statistic (means, variances, the sums of the backward passes) is accumulated in
   float64 whatever the input dtype, and saved in float64: a float32 row with a mean of 1e6 and
   a standard deviation of 1 is normalized to float32 accuracy. Element-wise arithmetic on a
-  float32 input also runs in float64 (it costs nothing here: the loops are bound by loads) and
-  is rounded once, at the store. ``eps`` and ``momentum`` are used in float64 for the same
-  reason.
+  float32 input also runs in float64 and is rounded once, at the store, except LayerNorm's
+  output: ``x_hat = (x - mean) * rstd`` is computed in float64 and rounded to the input's
+  dtype, then ``x_hat * weight + bias`` is one fused multiply-add in that dtype (within two
+  ulps; the float64 version took 2.6x as long, (256, 1024) float32). ``eps`` and ``momentum``
+  are used in float64 as well.
 * Variances never come from ``E[x^2] - E[x]^2``: LayerNorm takes two passes over a row that
   sits in cache; BatchNorm takes one pass over memory, with Welford's update down the columns
   of a block of rows (``(N, C)``) or the two-pass moments of each contiguous run (``(N, C, L)``,
   the run is in cache for its second pass), merged with Chan's formula.
-* Reductions along a contiguous run keep ``LANES`` partial sums, each over a fixed residue
+* LayerNorm's row reductions are ``_config.REDUCTION`` functions: LLVM reassociates the sum
+  to vectorize it, so the result is fixed per machine (not across SIMD widths). Other
+  reductions along a contiguous run keep ``LANES`` partial sums, each over a fixed residue
   class of indices, added in a fixed tree at the end: the loop vectorizes without
-  reassociating floating-point sums (which ``_config`` rightly forbids), and the result
-  depends on the run's length only. Reductions across rows (BatchNorm statistics and sums,
-  dweight and dbias) cut the rows into blocks fixed by the shape alone, one thread per block,
-  and combine the blocks' float64 partials in block order. Results are therefore bitwise
-  identical whatever the number of threads, and between the ``*_serial`` and ``*_parallel``
-  kernel of a pair (the parallel kernels only spread the blocks over threads).
+  reassociating floating-point sums, and the result depends on the run's length only.
+* Reductions across rows (BatchNorm statistics and sums, dweight and dbias) cut the rows into
+  blocks fixed by the shape alone, one thread per block, and combine the blocks' float64
+  partials in block order. Results are therefore bitwise identical whatever the number of
+  threads, and between the ``*_serial`` and ``*_parallel`` kernel of a pair (the parallel
+  kernels only spread the blocks over threads).
 * Two-product sums ``a*b + c*d`` are avoided where results are saved: LLVM may fuse either
   product into a multiply-add, and differently in the serial and the parallel kernel.
 """
@@ -31,7 +35,7 @@ Conventions
 import numpy as np
 from numba import njit, prange
 
-from ._config import INLINE, PARALLEL, SERIAL
+from ._config import INLINE, PARALLEL, REDUCTION, SERIAL
 
 # Partial sums per run reduction: a power of two; 64 float64 lanes fill eight AVX-512 registers,
 # enough independent additions to hide their latency (measured: 16 or 32 lanes are 2-3x slower,
@@ -114,19 +118,49 @@ def _sum_blocks(partials, out):
 # --------------------------------------------------------------------------------------------
 # LayerNorm over the last axis of (rows, features)
 # --------------------------------------------------------------------------------------------
+@njit(**REDUCTION)
+def _row_sum(row):
+    """``sum(row)`` in float64, vectorized (see ``_config.REDUCTION``)."""
+    total = 0.0
+    for j in range(row.size):
+        total += row[j]
+    return total
+
+
+@njit(**REDUCTION)
+def _row_squared_deviations(row, center):
+    """``sum((row - center)**2)`` in float64, vectorized (see ``_config.REDUCTION``)."""
+    total = 0.0
+    for j in range(row.size):
+        deviation = row[j] - center
+        total += deviation * deviation
+    return total
+
+
+@njit(**REDUCTION)
+def _row_gradient_sums(dy_row, x_row, weight, center):
+    """``(sum(g), sum(g * (x - center)))`` with ``g = dy * weight``, in float64, vectorized."""
+    total_g = 0.0
+    total_gx = 0.0
+    for j in range(x_row.size):
+        g = dy_row[j] * np.float64(weight[j])
+        total_g += g
+        total_gx += g * (x_row[j] - center)
+    return total_g, total_gx
+
+
 @njit(**INLINE)
 def _layer_norm_rows(x, weight, bias, eps, y, mean, rstd, first, last):
     t = y.dtype.type
     n = x.shape[1]
-    lanes = np.empty(LANES, np.float64)
     for i in range(first, last):
         row, out = x[i], y[i]
-        mu = _run_sum(row, lanes) / n
-        r = 1.0 / np.sqrt(_run_squared_deviations(row, mu, lanes) / n + eps)
+        mu = _row_sum(row) / n
+        r = 1.0 / np.sqrt(_row_squared_deviations(row, mu) / n + eps)
         mean[i] = mu
         rstd[i] = r
         for j in range(n):
-            out[j] = t((row[j] - mu) * r * weight[j] + bias[j])
+            out[j] = t((row[j] - mu) * r) * weight[j] + bias[j]
 
 
 @njit(**SERIAL)
@@ -157,23 +191,12 @@ def _layer_norm_backward_rows(
 ):
     t = dx.dtype.type
     n = x.shape[1]
-    lanes_g = np.empty(LANES, np.float64)
-    lanes_gx = np.empty(LANES, np.float64)
     for i in range(first, last):
         mu, r = mean[i], rstd[i]
         x_row, dy_row, dx_row = x[i], dy[i], dx[i]
-        lanes_g[:] = 0.0
-        lanes_gx[:] = 0.0
-        for start in range(0, n, LANES):
-            x_chunk = x_row[start : start + LANES]
-            dy_chunk = dy_row[start : start + LANES]
-            weight_chunk = weight[start : start + LANES]
-            for k in range(x_chunk.size):
-                g = dy_chunk[k] * np.float64(weight_chunk[k])
-                lanes_g[k] += g
-                lanes_gx[k] += g * ((x_chunk[k] - mu) * r)
-        mean_g = lanes_total(lanes_g) / n
-        mean_gx = lanes_total(lanes_gx) / n
+        sum_g, sum_gx = _row_gradient_sums(dy_row, x_row, weight, mu)
+        mean_g = sum_g / n
+        mean_gx = sum_gx * r / n
         if param_grads:  # one pass for dx and the parameter gradients' partial sums
             for j in range(n):
                 x_hat = (x_row[j] - mu) * r
