@@ -19,8 +19,9 @@ access pattern of every optimizer step (read parameter, gradient and state, writ
 and state back) and of the normalization layers' in-place passes: it is the roofline that
 :mod:`optbench.throughput` divides by.
 
-The parallel kernels split the elements into ``CHUNK_ELEMENTS`` blocks spread over Numba's
-threads (``numba.set_num_threads``), the optimizers' own work split.
+The parallel kernels split the elements into blocks spread over Numba's threads
+(``numba.set_num_threads``) as the optimizers split an array (``optim.chunk_bounds``): equal
+blocks of at most ``CHUNK_ELEMENTS``, a multiple of ``CHUNK_MULTIPLE`` of them.
 
 :func:`roofline` measures the machine's rate, in GB/s (1e9 bytes per second), at a working-set
 size: small working sets sit in cache and run faster than memory.
@@ -33,15 +34,14 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .kernels._config import PARALLEL, SERIAL
+from .kernels._config import INLINE, PARALLEL, SERIAL
+from .optim import CHUNK_ELEMENTS, CHUNK_MULTIPLE
 
 KERNELS = ("copy", "triad", "update")
 # arrays touched by each kernel: (read, written); an array both read and written counts in both
 ARRAY_TRAFFIC = {"copy": (1, 1), "triad": (2, 1), "update": (2, 1)}
 # arrays allocated per kernel (the working set is n_arrays * n * itemsize)
 N_ARRAYS = {"copy": 2, "triad": 3, "update": 2}
-# elements per parallel work item, as the optimizers' CHUNK_ELEMENTS
-CHUNK_ELEMENTS = 1 << 15
 # the scalar of triad and update
 SCALAR = 0.5
 
@@ -72,23 +72,33 @@ def update_serial(a, b, scalar):
         a[j] = a[j] + s * b[j]
 
 
+@njit(**INLINE)
+def _block_count(size):
+    """Number of parallel blocks for ``size`` elements, as ``optim.chunk_bounds`` cuts them."""
+    count = -(-size // CHUNK_ELEMENTS)
+    if count > 1:
+        count = -(-count // CHUNK_MULTIPLE) * CHUNK_MULTIPLE
+    return max(count, 1)
+
+
 @njit(**PARALLEL)
 def copy_parallel(a, c):
-    """:func:`copy_serial` with ``CHUNK_ELEMENTS`` blocks spread over threads."""
-    for block in prange(-(-a.size // CHUNK_ELEMENTS)):
-        start = block * CHUNK_ELEMENTS
-        source, target = a[start : start + CHUNK_ELEMENTS], c[start : start + CHUNK_ELEMENTS]
+    """:func:`copy_serial` with equal blocks spread over threads."""
+    count = _block_count(a.size)
+    for block in prange(count):
+        start, stop = a.size * block // count, a.size * (block + 1) // count
+        source, target = a[start:stop], c[start:stop]
         for j in range(source.size):
             target[j] = source[j]
 
 
 @njit(**PARALLEL)
 def triad_parallel(a, b, c, scalar):
-    """:func:`triad_serial` with ``CHUNK_ELEMENTS`` blocks spread over threads."""
+    """:func:`triad_serial` with equal blocks spread over threads."""
     s = a.dtype.type(scalar)
-    for block in prange(-(-a.size // CHUNK_ELEMENTS)):
-        start = block * CHUNK_ELEMENTS
-        stop = start + CHUNK_ELEMENTS
+    count = _block_count(a.size)
+    for block in prange(count):
+        start, stop = a.size * block // count, a.size * (block + 1) // count
         out, first, second = a[start:stop], b[start:stop], c[start:stop]
         for j in range(out.size):
             out[j] = first[j] + s * second[j]
@@ -96,11 +106,11 @@ def triad_parallel(a, b, c, scalar):
 
 @njit(**PARALLEL)
 def update_parallel(a, b, scalar):
-    """:func:`update_serial` with ``CHUNK_ELEMENTS`` blocks spread over threads."""
+    """:func:`update_serial` with equal blocks spread over threads."""
     s = a.dtype.type(scalar)
-    for block in prange(-(-a.size // CHUNK_ELEMENTS)):
-        start = block * CHUNK_ELEMENTS
-        stop = start + CHUNK_ELEMENTS
+    count = _block_count(a.size)
+    for block in prange(count):
+        start, stop = a.size * block // count, a.size * (block + 1) // count
         out, other = a[start:stop], b[start:stop]
         for j in range(out.size):
             out[j] = out[j] + s * other[j]
