@@ -7,10 +7,18 @@ suite is for tracking changes on shared, noisy machines: a 2-thread step on a lo
 machine waits for the slower thread (PyTorch's spinning OpenMP pool ran a 1e4-element Adam step
 in 0.6 to 7.7 ms there, against 0.12 ms with one thread). Results taken with different thread
 counts are not comparable; the parallel speed-up is measured by ``optbench throughput``.
+
+asv_runner imports NumPy before this package, so OpenBLAS has already started its threads
+(one per core) when the variables are set: ``threadpoolctl`` limits them here, in the process
+that asv's forkserver forks every benchmark from (without it, the MLP training steps used two
+BLAS threads).
 """
 
 import os
 
+from threadpoolctl import threadpool_limits
+
 THREADS = os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, THREADS)
+threadpool_limits(int(THREADS))

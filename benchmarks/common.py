@@ -9,9 +9,9 @@ function of the benchmark's parameters only, never calibrated at run time, so th
 commit shows as a longer time. Divide by the loop length for the time of one step.
 
 Smoke mode: with ``OPTBENCH_BENCH_SMOKE=1`` in the environment every grid keeps all its
-optimizers, layers, problems, dtypes and peers but only its smallest size, and the startup and
-convergence suites shrink their work, so that ``asv run --quick`` checks that every benchmark
-runs in a few minutes (``benchmarks/README.md``, "CI"). Its numbers are not results.
+optimizers, layers, problems, dtypes and peers but only its smallest size, and the problem,
+startup and convergence suites shrink their work, so that ``asv run --quick`` checks that every
+benchmark runs in a few minutes (``.ci/bench-smoke``). Its numbers are not results.
 
 Set-up cost: because ``setup()`` runs before every sample, the data and the compiled, warmed
 objects are built once per process by the ``functools.cache`` helpers here and reused by the

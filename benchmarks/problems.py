@@ -7,6 +7,8 @@ the parameters only. Batch sizes above a problem's training set, below its small
 batch (2 with BatchNorm), or equal to another grid point (``full`` for a training set of 1,
 32, 128 or 1024 examples; every size above 1 for the closed-form problems, which have no data)
 are skipped. The SGD learning rate is tiny so that thousands of repeated steps stay finite.
+In smoke mode (``common.SMOKE``) every grid point stays but a timed call is at most a few
+steps.
 """
 
 import functools
@@ -17,9 +19,11 @@ import numpy as np
 from optbench import registry
 from optbench.problems import PROBLEMS
 
+from .common import SMOKE
+
 BATCH_SIZES = [1, 32, 128, 1024, "full"]
-EXAMPLES_PER_CALL = 20_000
-MAX_STEPS_PER_CALL = 200
+EXAMPLES_PER_CALL = 1_000 if SMOKE else 20_000
+MAX_STEPS_PER_CALL = 10 if SMOKE else 200
 OPTIMIZER = "sgd"
 LEARNING_RATE = 1e-6
 

@@ -1,9 +1,9 @@
 """The asv suite: asv accepts it, it follows the registries, and every benchmark runs.
 
 The in-process tests call each benchmark class the way asv_runner does (``setup`` then the
-benchmark method) on its smallest grid point; ``test_asv_smoke_run`` runs the CI check of
-``benchmarks/README.md`` on a few benchmarks, and the slow ``test_asv_smoke_run_everything``
-runs all of it.
+benchmark method) on its smallest grid point; the CI check (``.ci/bench-smoke``) runs on a few
+benchmarks and on broken suites, and the slow ``test_bench_smoke_runs_everything`` runs all of
+it.
 """
 
 import json
@@ -15,19 +15,29 @@ import sys
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from optbench import nn, registry
 from optbench.problems import PROBLEMS
+
+try:
+    import torch
+except ImportError:
+    torch = None
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# the suite pins thread counts in os.environ when imported; the other tests' subprocesses must
-# not inherit that
+# the suite pins thread counts (os.environ, BLAS, torch) when imported; the other tests and
+# their subprocesses must not inherit that
 _PINNED = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _saved = {name: os.environ.get(name) for name in _PINNED}
-from benchmarks import common, convergence, normalization, optimizers, problems, startup  # noqa: E402
+_torch_threads = torch.get_num_threads() if torch else None
+with threadpool_limits(limits=None):  # restores the BLAS threads on exit
+    from benchmarks import common, convergence, normalization, optimizers, problems, startup
+if torch:
+    torch.set_num_threads(_torch_threads)
 
 for _name, _value in _saved.items():
     if _value is None:
@@ -50,10 +60,8 @@ def _asv(*args, env=None, cwd=ROOT, timeout=600):
 
 @pytest.fixture
 def asv_home(tmp_path, monkeypatch):
-    """A home directory with asv's machine file, so that ``asv run`` asks nothing."""
+    """A home directory of its own, for asv's machine file."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    result = _asv("machine", "--yes", "--config", str(ROOT / "asv.conf.json"))
-    assert result.returncode == 0, result.stdout + result.stderr
     return tmp_path
 
 
@@ -99,7 +107,7 @@ def test_steps_per_call_depends_on_the_parameters_only():
     assert common.steps_per_call(10_000_000, 100) == 1
     assert common.steps_per_call(0) == 1000
     assert problems.steps_per_call(1) == problems.MAX_STEPS_PER_CALL
-    assert problems.steps_per_call(1347) == 20_000 // 1347
+    assert problems.steps_per_call(1347) == max(1, problems.EXAMPLES_PER_CALL // 1347)
 
 
 def test_model_is_seeded_and_split_evenly():
@@ -226,58 +234,92 @@ def test_startup_measures_a_fresh_interpreter(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# the CI check: every benchmark once, quick, against the working tree, no environment builds
+# the CI check (.ci/bench-smoke): every benchmark once, quick, against the working tree
 # --------------------------------------------------------------------------------------------
-def smoke_command(*extra):
-    return [
-        "run",
-        "--config",
-        "asv.conf.json",
-        "--quick",
-        "--dry-run",
-        "--show-stderr",
-        "--environment",
-        f"existing:{sys.executable}",
-        *extra,
-    ]
+def _bench_smoke(*args, env=None, timeout=600):
+    return subprocess.run(
+        [str(ROOT / ".ci" / "bench-smoke"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
 
 
-SMOKE_ENV = {"OPTBENCH_BENCH_SMOKE": "1", "ASV_PYTHONPATH": str(ROOT)}
-
-
-def test_asv_smoke_run(asv_home):
+def test_bench_smoke_runs_a_few_benchmarks(asv_home):
     some = ["--bench", r"OptimizerStep\.time_steps\('adam'", "--bench", r"startup\.Import"]
-    result = _asv(*smoke_command(*some), env=SMOKE_ENV)
+    result = _bench_smoke(*some)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "startup.Import.track_import" in result.stdout
-    assert "failed" not in result.stdout
+    assert "bench-smoke: every benchmark ran" in result.stdout
 
 
-def test_asv_smoke_run_fails_on_a_broken_benchmark(asv_home, tmp_path):
-    """The CI command exits non-zero when a benchmark raises (a two-benchmark suite)."""
+BROKEN_SUITE = """import time
+
+
+class Cases:
+    params = [1, 2]
+
+    def time_fine(self, n):
+        sum(range(100))
+
+    def time_one_raises(self, n):
+        if n == 2:
+            raise RuntimeError("broken")
+
+
+class Cached:
+    def setup_cache(self):
+        raise RuntimeError("no cache")
+
+    def track_value(self, cache):
+        return 1.0
+
+
+class Slow:
+    timeout = 1
+
+    def time_sleeps(self):
+        time.sleep(5)
+"""
+
+
+def test_bench_smoke_fails_on_broken_benchmarks(asv_home, tmp_path):
+    """A parameter combination that raises, a failing setup_cache and a timeout each fail the
+    check, and it names them; the benchmark that works still runs."""
     suite = tmp_path / "benchmarks"
     suite.mkdir()
     (suite / "__init__.py").write_text("")
-    (suite / "cases.py").write_text(
-        "class Cases:\n"
-        "    def time_fine(self):\n"
-        "        sum(range(100))\n"
-        "\n"
-        "    def time_raises(self):\n"
-        "        raise RuntimeError('broken')\n"
-    )
+    (suite / "cases.py").write_text(BROKEN_SUITE)
     conf = json.loads((ROOT / "asv.conf.json").read_text())
     conf.update(repo=str(ROOT), benchmark_dir=str(suite), results_dir=str(tmp_path / "results"))
     (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
-    command = smoke_command()
-    command[2] = str(tmp_path / "asv.conf.json")
-    result = _asv(*command, env=SMOKE_ENV)
-    assert result.returncode != 0
+    result = _bench_smoke(env={"ASV_CONFIG": str(tmp_path / "asv.conf.json")})
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
+    summary = result.stdout[result.stdout.index("bench-smoke: FAILED") :]
+    assert "cases.Cases.time_one_raises" in summary and "1/2 failed" in summary
+    assert "Setting up cases" in summary
+    assert "cases.Slow.time_sleeps" in summary
     assert "RuntimeError: broken" in result.stdout
     assert "cases.Cases.time_fine" in result.stdout
 
 
+def test_bench_smoke_fails_on_a_suite_that_does_not_import(asv_home, tmp_path):
+    suite = tmp_path / "benchmarks"
+    suite.mkdir()
+    (suite / "__init__.py").write_text("")
+    (suite / "cases.py").write_text("import no_such_module_of_optbench\n")
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    conf.update(repo=str(ROOT), benchmark_dir=str(suite), results_dir=str(tmp_path / "results"))
+    (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
+    result = _bench_smoke(env={"ASV_CONFIG": str(tmp_path / "asv.conf.json")})
+    assert result.returncode == 1
+    assert "no_such_module_of_optbench" in result.stdout
+
+
 @pytest.mark.slow
-def test_asv_smoke_run_everything(asv_home):
-    result = _asv(*smoke_command(), env=SMOKE_ENV, timeout=1800)
+def test_bench_smoke_runs_everything(asv_home):
+    result = _bench_smoke(timeout=1800)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
