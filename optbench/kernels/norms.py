@@ -9,10 +9,11 @@ Conventions
 * Every statistic (means, variances, the sums of the backward passes) is accumulated in
   float64 whatever the input dtype, and saved in float64: a float32 row with a mean of 1e6 and
   a standard deviation of 1 is normalized to float32 accuracy. Element-wise arithmetic on a
-  float32 input also runs in float64 and is rounded once, at the store, except LayerNorm's
-  output: ``x_hat = (x - mean) * rstd`` is computed in float64 and rounded to the input's
-  dtype, then ``x_hat * weight + bias`` is one fused multiply-add in that dtype (within two
-  ulps; the float64 version took 2.6x as long, (256, 1024) float32). ``eps`` and ``momentum``
+  float32 input also runs in float64 and is rounded once, at the store, except the forward
+  outputs of LayerNorm and BatchNorm: ``x_hat = (x - mean) * rstd`` is computed in float64 and
+  rounded to the input's dtype, then ``x_hat * weight + bias`` is one fused multiply-add in
+  that dtype (within two ulps; LayerNorm's float64 version took 2.6x as long, (256, 1024)
+  float32). ``eps`` and ``momentum``
   are used in float64 as well.
 * Variances never come from ``E[x^2] - E[x]^2``: LayerNorm takes two passes over a row that
   sits in cache; BatchNorm takes one pass over memory, with Welford's update down the columns
@@ -448,7 +449,7 @@ def _normalize_2d(x, weight, bias, mean, invstd, y, first, last):
     for i in range(first, last):
         x_row, y_row = x[i], y[i]
         for c in range(x_row.size):
-            y_row[c] = t((x_row[c] - mean[c]) * invstd[c] * weight[c] + bias[c])
+            y_row[c] = t((x_row[c] - mean[c]) * invstd[c]) * weight[c] + bias[c]
 
 
 @njit(**INLINE)
@@ -457,10 +458,10 @@ def _normalize_nd(x, weight, bias, mean, invstd, y, first, last):
     for n in range(first, last):
         for c in range(x.shape[1]):
             mu, r = mean[c], invstd[c]
-            w, b = np.float64(weight[c]), np.float64(bias[c])
+            w, b = weight[c], bias[c]
             run, out = x[n, c], y[n, c]
             for j in range(run.size):
-                out[j] = t((run[j] - mu) * r * w + b)
+                out[j] = t((run[j] - mu) * r) * w + b
 
 
 @njit(**SERIAL)
@@ -567,7 +568,9 @@ def _block_sums_2d(dy, x, mean, invstd, first, last, sum_dy, sum_dy_x_hat):
         x_row, dy_row = x[i], dy[i]
         for c in range(x_row.size):
             sum_dy[c] += dy_row[c]
-            sum_dy_x_hat[c] += dy_row[c] * ((x_row[c] - mean[c]) * invstd[c])
+            sum_dy_x_hat[c] += dy_row[c] * (x_row[c] - mean[c])
+    for c in range(sum_dy_x_hat.size):  # invstd once per column, not per element
+        sum_dy_x_hat[c] *= invstd[c]
 
 
 @njit(**INLINE)
@@ -627,11 +630,15 @@ def _backward_coefficients(partials, weight, invstd, training, param_grads, coun
 def _dx_2d(dy, x, mean, invstd, coefficients, dx, first, last):
     t = dx.dtype.type
     scale, mean_dy, mean_dy_x_hat = coefficients[0], coefficients[1], coefficients[2]
+    # x_hat * mean_dy_x_hat as (x - mean) * slope: four float64 coefficients loaded per element,
+    # not five (and one product per element, which LLVM fuses the same way in either kernel)
+    slope = np.empty(scale.size)
+    for c in range(scale.size):
+        slope[c] = invstd[c] * mean_dy_x_hat[c]
     for i in range(first, last):
         x_row, dy_row, dx_row = x[i], dy[i], dx[i]
         for c in range(x_row.size):
-            x_hat = (x_row[c] - mean[c]) * invstd[c]
-            dx_row[c] = t(scale[c] * (dy_row[c] - mean_dy[c] - x_hat * mean_dy_x_hat[c]))
+            dx_row[c] = t((dy_row[c] - mean_dy[c] - (x_row[c] - mean[c]) * slope[c]) * scale[c])
 
 
 @njit(**INLINE)
