@@ -845,6 +845,121 @@ def _format_size(n):
     return f"{mantissa:g}e{exponent}" if mantissa == int(mantissa) else f"{n:,}"
 
 
+# The speed targets checked by :func:`targets` (float32, optbench rows, hot medians): a label,
+# the rows it covers, the column compared and the least acceptable value.
+TARGETS = (
+    (
+        "every optimizer, flat, N = 3e7: roofline",
+        "optimizer",
+        "flat",
+        "n == 30_000_000",
+        "roofline_fraction",
+        0.90,
+    ),
+    (
+        "every optimizer, flat, N = 3e7: vs torch fused",
+        "optimizer",
+        "flat",
+        "n == 30_000_000",
+        "vs_torch_fused",
+        1.0,
+    ),
+    (
+        "Adam and SGD, flat, N = 1e6: vs torch fused",
+        "optimizer",
+        "flat",
+        "n == 1_000_000 and case in ('adam', 'sgd')",
+        "vs_torch_fused",
+        1.0,
+    ),
+    (
+        "Adam and SGD, flat, N <= 1e5: vs torch fused",
+        "optimizer",
+        "flat",
+        "n <= 100_000 and case in ('adam', 'sgd')",
+        "vs_torch_fused",
+        2.5,
+    ),
+    (
+        "100 arrays totalling 1e4 to 1e5: vs torch fused",
+        "optimizer",
+        LAYOUTS[1],
+        "10_000 <= n <= 100_000",
+        "vs_torch_fused",
+        10.0,
+    ),
+    (
+        "100 arrays totalling 3e7: vs the flat array",
+        "optimizer",
+        LAYOUTS[1],
+        "n == 30_000_000",
+        "vs_flat",
+        0.95,
+    ),
+    ("LayerNorm forward+backward: vs torch", "norm", None, "case == 'layer_norm'", "vs_torch", 1.5),
+    (
+        "BatchNorm (training) forward+backward, (N, C): vs torch",
+        "norm",
+        None,
+        "case == 'batch_norm'",
+        "vs_torch",
+        1.2,
+    ),
+)
+# start-up targets, seconds (most): keys of startup_times
+STARTUP_TARGETS = (
+    ("import optbench", "import_s", 1.0),
+    ("first use of an optimizer, both dtypes: compile", "first_step_compile_s", 2.0),
+    ("first use of an optimizer, both dtypes: cached", "first_step_cached_s", 0.3),
+)
+
+
+def targets(frame, startup=None):
+    """The measured value of every speed target that ``frame`` (rows of :func:`measure`) and
+    ``startup`` (a dict of :func:`startup_times`) cover: one row per case with the target, the
+    value and whether it is met. Only float32 optbench rows at the hot medians are compared,
+    as the targets are stated; cases the frame does not cover are left out.
+    """
+    rows = frame[
+        (frame["implementation"] == "optbench")
+        & (frame["mode"] == "hot")
+        & (frame["dtype"] == "float32")
+        & ~frame["group"].str.startswith("latency ")
+    ]
+    out = []
+    for label, kind, layout, query, column, least in TARGETS:
+        if column not in rows:
+            continue
+        chosen = rows[rows["kind"] == kind]
+        if layout is not None:
+            chosen = chosen[chosen["layout"] == layout]
+        chosen = chosen.query(query)
+        for _, row in chosen[chosen[column].notna()].iterrows():
+            where = row["layout"]
+            if kind == "optimizer":
+                where = f"{_format_size(row['n'])} {where}"
+            out.append(
+                {
+                    "target": label,
+                    "case": f"{row['case']} {where}",
+                    "goal": f">= {least:g}x" if column != "roofline_fraction" else f">= {least:g}",
+                    "measured": round(float(row[column]), 2),
+                    "met": bool(row[column] >= least),
+                }
+            )
+    for label, key, most in STARTUP_TARGETS if startup else ():
+        out.append(
+            {
+                "target": label,
+                "case": "seconds",
+                "goal": f"< {most:g} s",
+                "measured": round(float(startup[key]), 3),
+                "met": bool(startup[key] < most),
+            }
+        )
+    return pd.DataFrame(out, columns=["target", "case", "goal", "measured", "met"])
+
+
 def table(frame, *, latency=False, kinds=("optimizer", "norm"), implementations=None):
     """A readable summary of :func:`measure`'s rows, one line per row: median time and spread,
     GB/s, roofline fraction and the ratios to the peers present.

@@ -117,6 +117,42 @@ def test_table_summarizes_the_hot_rows(tiny):
     assert throughput.table(tiny, latency=True).empty
 
 
+def _target_row(case, kind, n, layout, **values):
+    row = {"group": f"{case} float32 {n}", "case": case, "kind": kind, "n": n}
+    row.update(implementation="optbench", dtype="float32", layout=layout, mode="hot")
+    return {"roofline_fraction": np.nan, "vs_torch_fused": np.nan, **row, **values}
+
+
+def test_targets_compare_the_measured_ratios_with_the_goals():
+    frame = pd.DataFrame(
+        [
+            _target_row("adam", "optimizer", 30_000_000, "flat", roofline_fraction=0.95),
+            _target_row("lion", "optimizer", 30_000_000, "flat", roofline_fraction=0.5),
+            _target_row("adam", "optimizer", 100_000, "flat", vs_torch_fused=2.4),
+            _target_row("adam", "optimizer", 100_000, "100 arrays", vs_torch_fused=12.0),
+            _target_row("layer_norm", "norm", 256 * 1024, "256x1024", vs_torch=1.6),
+            # not compared: a peer's row, a float64 row, a latency row
+            {**_target_row("adam", "optimizer", 100_000, "flat"), "implementation": "torch fused"},
+            {**_target_row("adam", "optimizer", 100_000, "flat"), "dtype": "float64"},
+            {
+                **_target_row("adam", "optimizer", 1000, "flat", vs_torch_fused=0.1),
+                "group": "latency",
+            },
+        ]
+    )
+    startup = {"import_s": 0.5, "first_step_compile_s": 2.5, "first_step_cached_s": 0.2}
+    result = throughput.targets(frame, startup).set_index("case")
+    assert result.loc["adam 3e7 flat", "met"] and not result.loc["lion 3e7 flat", "met"]
+    assert result.loc["adam 1e5 flat", "goal"] == ">= 2.5x"
+    assert result.loc["adam 1e5 flat", "measured"] == 2.4
+    assert not result.loc["adam 1e5 flat", "met"]
+    assert result.loc["adam 1e5 100 arrays", "met"]  # 12 >= 10
+    assert result.loc["layer_norm 256x1024", "met"]
+    assert len(result) == 5 + len(throughput.STARTUP_TARGETS)
+    assert list(result.loc["seconds", "met"]) == [True, False, True]
+    assert throughput.targets(frame.iloc[:0]).empty
+
+
 def test_dispatch_latency_rows():
     frame = throughput.dispatch_latency(
         optimizers=["sgd"],

@@ -156,12 +156,17 @@ def command(args):
     if options["latency"]:
         latency = throughput.table(frame, latency=True)
         _print_table("Dispatch latency (single steps: hot, after sleep, after work)", latency)
+    times = None
     if args.startup:
         times = throughput.startup_times()
         print("Start-up (new processes):")
         for key, value in times.items():
             print(f"  {key:32s} {value:.3f} s")
         print()
+    _print_table(
+        "Targets (float32, optbench, hot medians)",
+        throughput.targets(frame, times),
+    )
     if args.out:
         _write_csv(frame, args.out)
         print(f"wrote {len(frame)} rows to {args.out}")
