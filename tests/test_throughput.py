@@ -136,7 +136,7 @@ def test_targets_compare_the_measured_ratios_with_the_goals():
             {**_target_row("adam", "optimizer", 100_000, "flat"), "dtype": "float64"},
             {
                 **_target_row("adam", "optimizer", 1000, "flat", vs_torch_fused=0.1),
-                "group": "latency",
+                "group": "latency adam float32 1000",
             },
         ]
     )
