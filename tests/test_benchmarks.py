@@ -82,6 +82,20 @@ def test_asv_conf_paths():
     assert (ROOT / conf["benchmark_dir"] / "__init__.py").exists()
 
 
+def test_asv_output_is_ignored_by_git():
+    """The published site (reports/asv) and the results (.asv) are generated: git ignores
+    them, and still tracks the committed example report."""
+    paths = ["reports/asv/index.html", ".asv/results/benchmarks.json", "reports/example/x.png"]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.split() == paths[:2]
+
+
 # --------------------------------------------------------------------------------------------
 # the grids follow the registries
 # --------------------------------------------------------------------------------------------

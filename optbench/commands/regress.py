@@ -43,9 +43,15 @@ def add_arguments(parser):
         help=f"rounds per commit, in alternating order (default {defaults.rounds})",
     )
     parser.add_argument(
+        "--processes",
+        default=str(defaults.processes),
+        help=f"benchmark processes per commit and round, the fastest counts (default "
+        f"{defaults.processes})",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
-        help="asv --quick: one sample per benchmark and round instead of asv's repeats",
+        help="asv --quick: one sample and one process per benchmark and round",
     )
     parser.add_argument(
         "--bench",
@@ -64,8 +70,8 @@ def add_arguments(parser):
         "--statistic",
         choices=regress.STATISTICS,
         default=defaults.statistic,
-        help=f"a timing's value in one round: the fastest sample or asv's median (default "
-        f"{defaults.statistic})",
+        help=f"a timing's value: the fastest sample and round, or asv's median and the median "
+        f"of rounds (default {defaults.statistic})",
     )
     parser.add_argument(
         "--deterministic",
@@ -110,6 +116,7 @@ def options_from(args):
         factor=_number("--factor", args.factor),
         alpha=_number("--alpha", args.alpha),
         rounds=_integer("--rounds", args.rounds),
+        processes=_integer("--processes", args.processes),
         quick=args.quick,
         bench=tuple(args.bench),
         tolerance=_number("--tolerance", args.tolerance),
