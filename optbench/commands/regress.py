@@ -12,13 +12,12 @@ comparison could not be made (git or asv failed). See :mod:`optbench.regress` fo
     optbench regress v0.1 HEAD --publish                 # and the HTML site under reports/asv
 """
 
-import math
 import os
 import sys
 import tempfile
 
 from .. import regress
-from ..cli import UsageError
+from ._parsing import integer, number
 
 
 def add_arguments(parser):
@@ -94,32 +93,15 @@ def add_arguments(parser):
     parser.add_argument("--show-stderr", action="store_true", help="benchmarks' stderr in logs")
 
 
-def _number(option, text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected a number") from None
-    if not math.isfinite(value):
-        raise UsageError(f"{option} {text!r}: expected a finite number")
-    return value
-
-
-def _integer(option, text):
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: expected an integer") from None
-
-
 def options_from(args):
     return regress.Options(
-        factor=_number("--factor", args.factor),
-        alpha=_number("--alpha", args.alpha),
-        rounds=_integer("--rounds", args.rounds),
-        processes=_integer("--processes", args.processes),
+        factor=number("--factor", args.factor),
+        alpha=number("--alpha", args.alpha),
+        rounds=integer("--rounds", args.rounds),
+        processes=integer("--processes", args.processes),
         quick=args.quick,
         bench=tuple(args.bench),
-        tolerance=_number("--tolerance", args.tolerance),
+        tolerance=number("--tolerance", args.tolerance),
         statistic=args.statistic,
         deterministic=args.deterministic,
         python=args.python,
