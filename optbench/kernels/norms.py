@@ -600,13 +600,17 @@ def _block_sums_nd(dy, x, mean, invstd, first, last, sum_dy, sum_dy_x_hat):
 def _backward_coefficients(partials, weight, invstd, training, param_grads, count, dweight, dbias):
     """Add the blocks' sums in block order; write dweight, dbias; return dx's coefficients.
 
-    Returns (3, C) float64: weight * invstd, and the means of dy and dy * x_hat over the
-    channel in training mode (through which the batch statistics pass the gradient), zeros in
-    eval mode.
+    Returns (4, C) float64: weight * invstd; the means of dy and dy * x_hat over the channel
+    in training mode (through which the batch statistics pass the gradient), zeros in eval
+    mode; and ``slope = invstd * mean(dy * x_hat)``, with which the (N, C) kernels compute
+    ``x_hat * mean(dy * x_hat)`` as ``(x - mean) * slope``: four float64 coefficients loaded
+    per element, not five (and one product per element, which LLVM fuses the same way in
+    either kernel).
     """
     t = dweight.dtype.type
-    coefficients = np.zeros((3, invstd.size))
+    coefficients = np.zeros((4, invstd.size))
     scale, mean_dy, mean_dy_x_hat = coefficients[0], coefficients[1], coefficients[2]
+    slope = coefficients[3]
     for block in range(partials.shape[1]):
         block_dy, block_dy_x_hat = partials[0, block], partials[1, block]
         for c in range(invstd.size):
@@ -623,18 +627,14 @@ def _backward_coefficients(partials, weight, invstd, training, param_grads, coun
         else:
             mean_dy[c] = 0.0
             mean_dy_x_hat[c] = 0.0
+        slope[c] = invstd[c] * mean_dy_x_hat[c]
     return coefficients
 
 
 @njit(**INLINE)
-def _dx_2d(dy, x, mean, invstd, coefficients, dx, first, last):
+def _dx_2d(dy, x, mean, coefficients, dx, first, last):
     t = dx.dtype.type
-    scale, mean_dy, mean_dy_x_hat = coefficients[0], coefficients[1], coefficients[2]
-    # x_hat * mean_dy_x_hat as (x - mean) * slope: four float64 coefficients loaded per element,
-    # not five (and one product per element, which LLVM fuses the same way in either kernel)
-    slope = np.empty(scale.size)
-    for c in range(scale.size):
-        slope[c] = invstd[c] * mean_dy_x_hat[c]
+    scale, mean_dy, slope = coefficients[0], coefficients[1], coefficients[3]
     for i in range(first, last):
         x_row, dy_row, dx_row = x[i], dy[i], dx[i]
         for c in range(x_row.size):
@@ -647,7 +647,11 @@ def _dx_nd(dy, x, mean, invstd, coefficients, dx, first, last):
     for n in range(first, last):
         for c in range(x.shape[1]):
             mu, r = mean[c], invstd[c]
-            scale, mean_dy, mean_dy_x_hat = coefficients[:, c]
+            scale, mean_dy, mean_dy_x_hat = (
+                coefficients[0, c],
+                coefficients[1, c],
+                coefficients[2, c],
+            )
             x_run, dy_run, dx_run = x[n, c], dy[n, c], dx[n, c]
             for j in range(x_run.size):
                 x_hat = (x_run[j] - mu) * r
@@ -678,7 +682,7 @@ def batch_norm_2d_backward_serial(
     )
     for block in range(n_blocks):
         first, last = _block_bounds(block, rows_per_block, n_samples)
-        _dx_2d(dy, x, mean, invstd, coefficients, dx, first, last)
+        _dx_2d(dy, x, mean, coefficients, dx, first, last)
 
 
 @njit(**PARALLEL)
@@ -697,7 +701,7 @@ def batch_norm_2d_backward_parallel(
     )
     for block in prange(n_blocks):
         first, last = _block_bounds(block, rows_per_block, n_samples)
-        _dx_2d(dy, x, mean, invstd, coefficients, dx, first, last)
+        _dx_2d(dy, x, mean, coefficients, dx, first, last)
 
 
 @njit(**SERIAL)
