@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, prange
 
 from .kernels._config import INLINE, PARALLEL, SERIAL
-from .optim import CHUNK_ELEMENTS, CHUNK_MULTIPLE
+from .optim import CHUNK_ELEMENTS, CHUNK_MULTIPLE, chunk_count
 
 KERNELS = ("copy", "triad", "update")
 # arrays touched by each kernel: (read, written); an array both read and written counts in both
@@ -72,13 +72,13 @@ def update_serial(a, b, scalar):
         a[j] = a[j] + s * b[j]
 
 
+_chunk_count = njit(**INLINE)(chunk_count)
+
+
 @njit(**INLINE)
 def _block_count(size):
     """Number of parallel blocks for ``size`` elements, as ``optim.chunk_bounds`` cuts them."""
-    count = -(-size // CHUNK_ELEMENTS)
-    if count > 1:
-        count = -(-count // CHUNK_MULTIPLE) * CHUNK_MULTIPLE
-    return max(count, 1)
+    return max(_chunk_count(size, CHUNK_ELEMENTS, CHUNK_MULTIPLE), 1)
 
 
 @njit(**PARALLEL)

@@ -181,11 +181,19 @@ class _Dispatch:
             self.interval = min(2 * self.interval, self.MAX_INTERVAL)
 
 
+def chunk_count(size, chunk_elements, multiple):
+    """Number of equal chunks of at most ``chunk_elements`` for ``size`` elements: one, or a
+    multiple of ``multiple`` (0 for 0). Plain arithmetic, also compiled by Numba for the
+    STREAM kernels of :mod:`optbench.bandwidth`."""
+    count = -(-size // chunk_elements)
+    if count > 1:
+        count = -(-count // multiple) * multiple
+    return count
+
+
 def chunk_bounds(size):
     """``(start, stop)`` of the work chunks of an array of ``size`` elements (CHUNK_ELEMENTS)."""
-    count = -(-size // CHUNK_ELEMENTS)
-    if count > 1:
-        count = -(-count // CHUNK_MULTIPLE) * CHUNK_MULTIPLE
+    count = chunk_count(size, CHUNK_ELEMENTS, CHUNK_MULTIPLE)
     bounds = [size * k // max(count, 1) for k in range(count + 1)]
     return list(itertools.pairwise(bounds))
 
