@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from optbench.cli import UsageError
 from optbench.commands._parsing import (
     batch_size,
+    check_file_path,
     check_table_path,
     comma_list,
     integer,
@@ -67,3 +68,16 @@ def test_any_text_gives_a_value_or_a_usage_error(text):
         key_values("--x", [text])
     except UsageError as error:
         assert str(error) == f"--x {text!r}: expected KEY=VALUE"
+
+
+def test_output_paths_that_cannot_become_files_are_refused(tmp_path):
+    (tmp_path / "plain").write_text("")
+    check_file_path(None)
+    check_file_path(str(tmp_path / "new" / "deeper" / "t.csv"))  # directories are made later
+    with pytest.raises(UsageError, match="is a directory; give a file name"):
+        check_file_path(str(tmp_path))
+    with pytest.raises(UsageError, match="is not a directory"):
+        check_file_path(str(tmp_path / "plain" / "t.csv"))
+    (tmp_path / "d.csv").mkdir()
+    with pytest.raises(UsageError, match="is a directory"):
+        check_table_path(str(tmp_path / "d.csv"))

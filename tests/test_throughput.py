@@ -323,3 +323,12 @@ def test_startup_times():
     ]
     assert set(times) == {f"{n}_s" for n in names} | {f"{n}_cpu_s" for n in names}
     assert all(value > 0 for value in times.values())
+
+
+def test_cli_refuses_an_unwritable_out_before_measuring(tmp_path, capsys, monkeypatch):
+    def measure(**options):
+        raise AssertionError("measured before checking --out")
+
+    monkeypatch.setattr(throughput, "measure", measure)
+    assert cli.main(["throughput", "--out", str(tmp_path)]) == 2
+    assert "--out" in capsys.readouterr().err

@@ -7,6 +7,7 @@ so that one can be handed to :func:`comma_list` to convert each item of a list.
 """
 
 import math
+import os
 
 from ..cli import UsageError
 
@@ -62,7 +63,26 @@ def key_values(option, items):
     return pairs
 
 
+def check_file_path(path, option="--out"):
+    """Refuse, before any work, an output path that cannot become a file (``None`` passes).
+
+    An existing directory, or a parent that exists but is not a directory, would only fail when
+    the results are written, after the measurements they hold.
+    """
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path!r}: is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{option} {path!r}: {parent!r} is not a directory")
+
+
 def check_table_path(path, option="--out"):
-    """Refuse a table path that is neither ``.csv`` nor ``.parquet`` (``None`` passes)."""
+    """Refuse a table path that is neither ``.csv`` nor ``.parquet``, or cannot be written
+    (see :func:`check_file_path`); ``None`` passes."""
     if path is not None and not path.endswith((".csv", ".parquet")):
         raise UsageError(f"{option} {path!r}: the file name must end in .csv or .parquet")
+    check_file_path(path, option)

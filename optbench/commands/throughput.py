@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import peers, registry, throughput
 from ..cli import UsageError
-from ._parsing import comma_list, integer, number
+from ._parsing import check_file_path, comma_list, integer, number
 
 
 def add_arguments(parser):
@@ -115,6 +115,7 @@ def _print_table(title, frame):
 
 
 def command(args):
+    check_file_path(args.out)
     names = tuple(info.name for info in registry.OPTIMIZERS)
     optimizers = (
         _choices("--optimizers", args.optimizers, names, allow_none=True)
