@@ -38,14 +38,16 @@ Both give bitwise identical results: each element's update is independent of the
 Optional state rows
 -------------------
 A state row that only an option uses (SGD's momentum buffer, RMSprop's momentum buffer and
-gradient average, Adam's and AdaBound's ``max_exp_avg_sq``) is left untouched without it, so its
-pages are never mapped. Each such algorithm has one update loop per combination of its options
-(``_*_loop``, inlined with the option as a constant; SGD's first step, which writes the
-buffer without reading it, has its own as well): with the test inside a single loop, LLVM
-if-converted it into AVX-512 masked loads and stores of the unused row, which do not fault with
-an all-false mask but take a microcode assist on unmapped pages. AdaBound's step ran 2 to 11x
-slower (8 to 85 ms at 1e7 float32 elements, single thread), depending on which pages the
-process had mapped.
+gradient average, Adam's and AdaBound's ``max_exp_avg_sq``) is left untouched without it, so
+its pages are never mapped. SGD, RMSprop and AdaBound have one update loop per combination of
+their options (``_*_loop``, inlined with the option as a constant): with the test inside a
+single loop, LLVM if-converted it into AVX-512 masked loads and stores of the unused row, which
+do not fault with an all-false mask but take a microcode assist on unmapped pages. AdaBound's
+step ran 2 to 11x slower (8 to 85 ms at 1e7 float32 elements, single thread), depending on
+which pages the process had mapped. Adam's single loop compiles without masked accesses as it
+is; a second copy would add 0.7 s to its first compilation. Each extra loop costs about 0.3 s
+of first compilation per dtype (Numba's typing of the inlined copy), none once cached.
+``tests/test_optim_codegen.py`` checks the machine code of every algorithm.
 """
 
 import numpy as np
@@ -136,28 +138,28 @@ def _sgd_chunk(param, grad, state, column, common, hp, step):
     g = g + momentum * b if nesterov else b      (only when momentum != 0)
     p = p - lr * g
     """
-    if param.dtype.type(hp[1]) == 0:
-        _sgd_loop(param, grad, state, column, common, hp, False, False)
-    elif step == 1:
-        _sgd_loop(param, grad, state, column, common, hp, True, True)
+    if param.dtype.type(hp[1]) != 0:
+        _sgd_loop(param, grad, state, column, common, hp, step, True)
     else:
-        _sgd_loop(param, grad, state, column, common, hp, True, False)
+        _sgd_loop(param, grad, state, column, common, hp, step, False)
 
 
 @njit(**UNFUSED_INLINE)
-def _sgd_loop(param, grad, state, column, common, hp, with_momentum, first):
+def _sgd_loop(param, grad, state, column, common, hp, step, with_momentum):
     t = param.dtype.type
     lr, momentum, weight_decay = t(hp[0]), t(hp[1]), t(hp[3])
     one_minus_dampening = t(1.0 - hp[2])
     nesterov = hp[4] != 0.0
     factor, clip, l1 = _gradient_options(common, t)
+    first = step == 1
     buf = state[0, column : column + param.size]
     for j in range(param.size):
         g = _gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         if with_momentum:
-            b = g if first else momentum * buf[j] + one_minus_dampening * g
+            previous = buf[j]  # read on the first step too: a conditional read would be masked
+            b = g if first else momentum * previous + one_minus_dampening * g
             buf[j] = b
             g = g + momentum * b if nesterov else b
         param[j] = param[j] - lr * g
@@ -335,17 +337,9 @@ def _adam_chunk(param, grad, state, column, common, hp, step):
     little differently (a serial step of 1e4-1e5 elements, in cache and bound by the divider,
     measured 1.4x faster in float32 and 1.6x in float64 than with two divisions).
     """
-    if hp[5] != 0.0:
-        _adam_loop(param, grad, state, column, common, hp, step, True)
-    else:
-        _adam_loop(param, grad, state, column, common, hp, step, False)
-
-
-@njit(**UNFUSED_INLINE)
-def _adam_loop(param, grad, state, column, common, hp, step, amsgrad):
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
-    decoupled = hp[6] != 0.0
+    amsgrad, decoupled = hp[5] != 0.0, hp[6] != 0.0
     factor, clip, l1 = _gradient_options(common, t)
     bias_correction2_sqrt = np.sqrt(1.0 - beta2**step)
     step_size = t(lr / (1.0 - beta1**step) * bias_correction2_sqrt)
