@@ -29,7 +29,6 @@ import itertools
 import math
 import numbers
 import operator
-import statistics
 import time
 from types import MappingProxyType
 
@@ -121,6 +120,13 @@ def _betas(group, name="betas"):
     return tuple(_real(pair, key, 0.0, 1.0, high_open=True) for key in pair)
 
 
+def _median(values):
+    """``statistics.median`` of a short non-empty list, without its type checks (5x faster)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 class _Dispatch:
     """Chooses the serial or the parallel kernel of one bucket from its own recent step times.
 
@@ -162,10 +168,7 @@ class _Dispatch:
         if self.taken >= self.length:
             self._next_run()
         elif (
-            not self.trial
-            and len(here) >= self.TRIAL
-            and there
-            and statistics.median(here) > statistics.median(there)
+            not self.trial and len(here) >= self.TRIAL and there and _median(here) > _median(there)
         ):
             self._start(not self.parallel, self.TRIAL, trial=True)
 
@@ -173,7 +176,7 @@ class _Dispatch:
         here, there = self.times[self.parallel], self.times[not self.parallel]
         if not (self.trial and here and there):
             self._start(not self.parallel, self.TRIAL, trial=True)
-        elif statistics.median(here) <= statistics.median(there):
+        elif _median(here) <= _median(there):
             self.interval = self.MIN_INTERVAL
             self._start(self.parallel, self.interval, trial=False)
         else:
@@ -268,6 +271,7 @@ class Optimizer:
         dispatch="auto",
     ):
         self._cached_options = self._cached_hyper = self._previous_grads = None
+        self._max_norm_in_use = False
         self.defaults = {**defaults, "clip_value": clip_value, "l1": l1, "max_norm": max_norm}
         self.clip_norm = _optional_positive({"clip_norm": clip_norm}, "clip_norm")
         if nonfinite not in NONFINITE_POLICIES:
@@ -402,7 +406,8 @@ class Optimizer:
         groups = self.param_groups if own else groups
         flush = float(self.flush_denormals)
         if own:
-            options = [flush, *([v for k, v in g.items() if k != "params"] for g in groups)]
+            # the same "params" list compares equal by identity, without touching its arrays
+            options = (flush, *[tuple(group.values()) for group in groups])
             try:
                 if options == self._cached_options:
                     return self._cached_hyper
@@ -419,6 +424,7 @@ class Optimizer:
         table = np.array(rows, np.float64)
         if own:
             self._cached_options, self._cached_hyper = options, table
+            self._max_norm_in_use = any(group["max_norm"] is not None for group in groups)
         return table
 
     def _checked_grads(self, grads):
@@ -501,7 +507,7 @@ class Optimizer:
                 bucket.dispatch.record(time.perf_counter() - start)
             else:
                 (parallel if use_parallel else serial)(*arguments)
-        if any(group["max_norm"] is not None for group in self.param_groups):
+        if self._max_norm_in_use:  # set with the hyper table above
             self._apply_max_norm()
 
     def _use_parallel(self, bucket):

@@ -83,6 +83,21 @@ def test_max_norm_rescales_only_columns_above_r(dtype):
     np.testing.assert_array_equal(bias, [30.0, 40.0])  # 1-D parameters are left alone
 
 
+def test_max_norm_follows_param_groups_between_steps():
+    weight = np.array([[3.0, 6.0], [4.0, 8.0]])  # column norms 5 and 10
+    opt = optim.SGD([weight], lr=0.0)
+    grads = [np.zeros_like(weight)]
+    opt.step(grads)
+    assert weight[0, 1] == 6.0
+    opt.param_groups[0]["max_norm"] = 5.0
+    opt.step(grads)
+    np.testing.assert_allclose(weight[:, 1], [3.0, 4.0], rtol=1e-15)
+    opt.param_groups[0]["max_norm"] = None
+    weight[:, 1] = [6.0, 8.0]
+    opt.step(grads)
+    assert weight[0, 1] == 6.0
+
+
 SHAPES = ((4, 3), (5,), (2, 2, 2))
 POSITIONS = [(array, element) for array in (0, 1, 2) for element in ("first", "middle", "last")]
 
