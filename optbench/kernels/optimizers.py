@@ -43,11 +43,12 @@ its pages are never mapped. SGD, RMSprop and AdaBound have one update loop per c
 their options (``_*_loop``, inlined with the option as a constant): with the test inside a
 single loop, LLVM if-converted it into AVX-512 masked loads and stores of the unused row, which
 do not fault with an all-false mask but take a microcode assist on unmapped pages. AdaBound's
-step ran 2 to 11x slower (8 to 85 ms at 1e7 float32 elements, single thread), depending on
-which pages the process had mapped. Adam's single loop compiles without masked accesses as it
-is; a second copy would add 0.7 s to its first compilation. Each extra loop costs about 0.3 s
-of first compilation per dtype (Numba's typing of the inlined copy), none once cached.
-``tests/test_optim_codegen.py`` checks the machine code of every algorithm.
+single-thread step of 1e7 float32 elements took 7.8 to 85 ms in 12 processes, depending on
+which pages each had mapped; with one loop per option, 5.7 to 6.7 ms. Adam's single loop
+compiles without masked accesses as it is; a second copy would add 0.7 s to its first
+compilation. Each extra loop costs about 0.3 s of first compilation per dtype (Numba's typing
+of the inlined copy), none once cached. ``tests/test_optim_codegen.py`` checks the machine
+code of every algorithm.
 """
 
 import numpy as np
