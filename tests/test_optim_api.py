@@ -1,5 +1,7 @@
 """The optimizer contract: construction, param groups, state round trip, one call per step."""
 
+import copy
+import pickle
 import re
 import subprocess
 import sys
@@ -172,3 +174,52 @@ def test_import_compiles_nothing_and_is_fast():
     elapsed, compiled = out.stdout.split()
     assert int(compiled) == 0
     assert float(elapsed) < 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# param_groups: every change is seen by the next step
+# --------------------------------------------------------------------------------------------
+CHANGES = {
+    "item": lambda group: group.__setitem__("lr", 0.5),
+    "update": lambda group: group.update(lr=0.5),
+    "update from a dict": lambda group: group.update({"lr": 0.5}),
+    "in-place or": lambda group: group.__ior__({"lr": 0.5}),
+    "pop and setdefault": lambda group: (group.pop("lr"), group.setdefault("lr", 0.5)),
+    "delete and set": lambda group: (group.__delitem__("lr"), group.__setitem__("lr", 0.5)),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
+def test_every_change_of_a_group_is_followed(change):
+    param = np.zeros(3)
+    opt = optim.SGD([param], lr=0.1)
+    grads = [np.ones(3)]
+    opt.step(grads)
+    np.testing.assert_array_equal(param, -0.1)
+    version = opt.param_groups[0].version
+    change(opt.param_groups[0])
+    assert opt.param_groups[0].version > version
+    opt.step(grads)
+    np.testing.assert_array_equal(param, -0.6)
+
+
+def test_a_plain_dict_put_in_param_groups_is_followed():
+    param = np.zeros(3)
+    opt = optim.SGD([param], lr=0.1)
+    grads = [np.ones(3)]
+    opt.step(grads)
+    opt.param_groups[0] = dict(opt.param_groups[0])
+    opt.step(grads)
+    np.testing.assert_array_equal(param, -0.2)
+    opt.param_groups[0]["lr"] = 0.5  # a plain dict: compared by value
+    opt.step(grads)
+    np.testing.assert_array_equal(param, -0.7)
+
+
+def test_param_groups_are_dicts_that_copy_and_pickle():
+    opt = optim.Adam([np.zeros(3)], lr=0.1)
+    group = opt.param_groups[0]
+    assert isinstance(group, dict) and group["lr"] == 0.1
+    for twin in (pickle.loads(pickle.dumps(group)), copy.deepcopy(group)):
+        assert type(twin) is optim.ParamGroup and twin.keys() == group.keys()
+        np.testing.assert_array_equal(twin["params"][0], group["params"][0])
