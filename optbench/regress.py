@@ -263,10 +263,9 @@ def commit_value(kind, values, statistic):
     return float(np.median(values))
 
 
-def _verdict(kind, base, head, options):
-    """``(verdict, ratio, p_value)`` for one benchmark from its per-round values."""
-    base_value = commit_value(kind, base, options.statistic)
-    head_value = commit_value(kind, head, options.statistic)
+def _verdict(kind, base, head, base_value, head_value, options):
+    """``(verdict, ratio, p_value)`` for one benchmark from its per-round values and each
+    commit's value (:func:`commit_value`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = head_value / base_value if base_value != 0 else math.nan
     if head_value == base_value:
@@ -322,7 +321,9 @@ def compare(measurements, base, head, options):
         )
         ratio = p_value = math.nan
         if base_values.size and head_values.size:
-            verdict, ratio, p_value = _verdict(kind, base_values, head_values, options)
+            verdict, ratio, p_value = _verdict(
+                kind, base_values, head_values, base_value, head_value, options
+            )
         elif head_values.size:
             verdict = "fixed" if base_failed else "new"
         elif head_failed:
