@@ -87,7 +87,6 @@ cpu, python, numpy, numba, torch, numba_threading_layer, malloc
 """
 
 import ctypes
-import ctypes.util
 import gc
 import math
 import os
@@ -193,13 +192,9 @@ def keep_freed_memory():
     of holding up to 1 GiB it no longer uses. The settings last for the process's lifetime;
     other C libraries (musl, macOS, Windows) are left alone and give False.
     """
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
-    if mallopt is None or platform.libc_ver()[0] != "glibc":
+    if platform.libc_ver()[0] != "glibc":
         return False
+    mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, KEPT_FREED_BYTES)) and bool(
         mallopt(m_trim_threshold, KEPT_FREED_BYTES)
