@@ -300,17 +300,22 @@ class Slow:
 """
 
 
-def test_bench_smoke_fails_on_broken_benchmarks(asv_home, tmp_path):
-    """A parameter combination that raises, a failing setup_cache and a timeout each fail the
-    check, and it names them; the benchmark that works still runs."""
+def _bench_smoke_of_suite(tmp_path, source):
+    """``.ci/bench-smoke`` on a one-module suite ``cases.py`` holding ``source``."""
     suite = tmp_path / "benchmarks"
     suite.mkdir()
     (suite / "__init__.py").write_text("")
-    (suite / "cases.py").write_text(BROKEN_SUITE)
+    (suite / "cases.py").write_text(source)
     conf = json.loads((ROOT / "asv.conf.json").read_text())
     conf.update(repo=str(ROOT), benchmark_dir=str(suite), results_dir=str(tmp_path / "results"))
     (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
-    result = _bench_smoke(env={"ASV_CONFIG": str(tmp_path / "asv.conf.json")})
+    return _bench_smoke(env={"ASV_CONFIG": str(tmp_path / "asv.conf.json")})
+
+
+def test_bench_smoke_fails_on_broken_benchmarks(asv_home, tmp_path):
+    """A parameter combination that raises, a failing setup_cache and a timeout each fail the
+    check, and it names them; the benchmark that works still runs."""
+    result = _bench_smoke_of_suite(tmp_path, BROKEN_SUITE)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr
     summary = result.stdout[result.stdout.index("bench-smoke: FAILED") :]
     assert "cases.Cases.time_one_raises" in summary and "1/2 failed" in summary
@@ -321,14 +326,7 @@ def test_bench_smoke_fails_on_broken_benchmarks(asv_home, tmp_path):
 
 
 def test_bench_smoke_fails_on_a_suite_that_does_not_import(asv_home, tmp_path):
-    suite = tmp_path / "benchmarks"
-    suite.mkdir()
-    (suite / "__init__.py").write_text("")
-    (suite / "cases.py").write_text("import no_such_module_of_optbench\n")
-    conf = json.loads((ROOT / "asv.conf.json").read_text())
-    conf.update(repo=str(ROOT), benchmark_dir=str(suite), results_dir=str(tmp_path / "results"))
-    (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
-    result = _bench_smoke(env={"ASV_CONFIG": str(tmp_path / "asv.conf.json")})
+    result = _bench_smoke_of_suite(tmp_path, "import no_such_module_of_optbench\n")
     assert result.returncode == 1
     assert "no_such_module_of_optbench" in result.stdout
 
