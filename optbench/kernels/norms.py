@@ -13,8 +13,7 @@ Conventions
   outputs of LayerNorm and BatchNorm: ``x_hat = (x - mean) * rstd`` is computed in float64 and
   rounded to the input's dtype, then ``x_hat * weight + bias`` is one fused multiply-add in
   that dtype (within two ulps; LayerNorm's float64 version took 2.6x as long, (256, 1024)
-  float32). ``eps`` and ``momentum``
-  are used in float64 as well.
+  float32). ``eps`` and ``momentum`` are used in float64 as well.
 * Variances never come from ``E[x^2] - E[x]^2``: LayerNorm takes two passes over a row that
   sits in cache; BatchNorm takes one pass over memory, with Welford's update down the columns
   of a block of rows (``(N, C)``) or the two-pass moments of each contiguous run (``(N, C, L)``,
