@@ -26,7 +26,7 @@ BUDGET = 20 if SMOKE else 300
 BATCH_SIZE = 32
 SEED = 0
 TARGET_FRACTION = 0.5
-NAMES = [info.name for info in registry.OPTIMIZERS]
+NAMES = list(registry.names())
 
 
 def outcome(optimizer, problem_name):

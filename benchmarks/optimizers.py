@@ -14,71 +14,50 @@ the same class name (skipped when torch is absent or lacks the combination).
 """
 
 import functools
-import inspect
 import time
 
 import numpy as np
 
-from optbench import bandwidth, optim, registry
-from optbench.reference.optimizers import step_with_extras
+from optbench import bandwidth, optim, peers, registry
 
 from .common import DTYPES, LAYOUTS, SIZES, model, require_torch, steps_per_call
 
-NAMES = [info.name for info in registry.OPTIMIZERS]
+NAMES = list(registry.names())
 GRID = (NAMES, list(SIZES), list(DTYPES), list(LAYOUTS))
 GRID_NAMES = ("optimizer", "n_elements", "dtype", "n_arrays")
 
 
 def options(name, dtype="float64"):
     """The math options of optimizer ``name`` at its registry defaults (no ``params`` key)."""
-    optimizer = registry.get(name).make([np.zeros(0, dtype)])
-    return {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    return peers.optimizer_options(optim.make(name, [np.zeros(0, dtype)]))
 
 
-@functools.cache
-def state_arrays(name, dtype):
-    """Arrays of state per parameter array (Adam: 2), counted on a one-element model."""
-    optimizer = registry.get(name).make([np.zeros(1, dtype)])
-    optimizer.step([np.ones(1, dtype)])
-    state = optimizer.state_dict()["state"][0]
-    return sum(isinstance(value, np.ndarray) and value.size == 1 for value in state.values())
+def state_arrays(name):
+    """State arrays per parameter array at the defaults (Adam: 2)."""
+    spec = registry.get(name)
+    return len(spec.state_in_use(optim.make(spec, [np.zeros(0)]).param_groups[0]))
 
 
 def bytes_per_step(name, n_elements, dtype):
     """Bytes a step must move: parameters read and written, gradients read, every state array
     read and written: ``(3 + 2 s) * n_elements * itemsize`` with ``s = state_arrays``."""
-    return (3 + 2 * state_arrays(name, dtype)) * n_elements * np.dtype(dtype).itemsize
+    return (3 + 2 * state_arrays(name)) * n_elements * np.dtype(dtype).itemsize
 
 
 @functools.cache
 def kernel_step(name, n_elements, dtype, n_arrays):
     """``(step, grads)`` of a warmed optbench optimizer over a fresh seeded model."""
     params, grads = model(n_elements, n_arrays, dtype)
-    optimizer = registry.get(name).make(params)
+    optimizer = optim.make(name, params)
     optimizer.step(grads)  # compiles, or loads from Numba's cache
     return optimizer.step, grads
 
 
-class ReferenceOptimizer:
-    """The NumPy oracle of optimizer ``name`` stepping each array of ``params`` in turn."""
-
-    def __init__(self, name, params):
-        self.algorithm = registry.get(name).reference
-        self.options = options(name, params[0].dtype)
-        self.params = params
-        self.states = [{} for _ in params]
-        self.count = 0
-
-    def step(self, grads):
-        self.count += 1
-        for param, grad, state in zip(self.params, grads, self.states, strict=True):
-            step_with_extras(self.algorithm, param, grad, state, self.count, **self.options)
-
-
 @functools.cache
 def reference_step(name, n_elements, dtype, n_arrays):
+    """``(step, grads)`` of the NumPy oracle (``peers.ReferenceOptimizer``), warmed."""
     params, grads = model(n_elements, n_arrays, dtype)
-    optimizer = ReferenceOptimizer(name, params)
+    optimizer = peers.ReferenceOptimizer(registry.get(name), params, options(name, dtype))
     optimizer.step(grads)
     return optimizer.step, grads
 
@@ -88,21 +67,12 @@ def torch_step(name, n_elements, dtype, n_arrays, implementation):
     """A warmed ``torch.optim`` optimizer's ``step`` (gradients already attached), or
     ``NotImplementedError`` where torch has no such optimizer or implementation."""
     torch = require_torch()
-    info = registry.get(name)
-    torch_class = getattr(torch.optim, info.cls.__name__, None)
-    if torch_class is None:
-        raise NotImplementedError(f"torch.optim has no {info.cls.__name__}")
-    accepted = inspect.signature(torch_class).parameters
-    kwargs = {k: v for k, v in options(name, dtype).items() if k in accepted}
     params, grads = model(n_elements, n_arrays, dtype)
-    tensors = [torch.from_numpy(p).requires_grad_() for p in params]
-    for tensor, grad in zip(tensors, grads, strict=True):
-        tensor.grad = torch.from_numpy(grad)
-    try:
-        optimizer = torch_class(tensors, **kwargs, **{implementation: True})
-        optimizer.step()
-    except (RuntimeError, ValueError, TypeError) as error:
-        raise NotImplementedError(f"torch {info.cls.__name__} {implementation}: {error}") from None
+    optimizer = peers.torch_optimizer(
+        torch, registry.get(name), params, grads, options(name, dtype), implementation
+    )
+    if optimizer is None:
+        raise NotImplementedError(f"torch.optim has no {implementation} peer of {name}")
     return optimizer.step
 
 
@@ -162,7 +132,7 @@ class Bandwidth:
         self.steps = steps_per_call(n_elements, n_arrays)
         self.step_bytes = bytes_per_step(name, n_elements, dtype)
         # the same working set: parameters, gradients and state
-        working_set = (2 + state_arrays(name, dtype)) * n_elements * np.dtype(dtype).itemsize
+        working_set = (2 + state_arrays(name)) * n_elements * np.dtype(dtype).itemsize
         n_stream = bandwidth.elements_for_working_set("update", working_set, dtype)
         parallel = n_elements >= optim.PARALLEL_MIN_ELEMENTS  # as the optimizer dispatches
         self.stream = bandwidth.make_call("update", n_stream, dtype, parallel)

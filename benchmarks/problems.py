@@ -16,7 +16,7 @@ import itertools
 
 import numpy as np
 
-from optbench import registry
+from optbench import optim
 from optbench.problems import PROBLEMS
 
 from .common import SMOKE
@@ -53,7 +53,7 @@ def training_step(name, batch_size):
     problem = PROBLEMS[name](seed=0)
     size = batch_size_of(problem, batch_size)
     params = problem.initial_params()
-    optimizer = registry.get(OPTIMIZER).make(params, lr=LEARNING_RATE)
+    optimizer = optim.make(OPTIMIZER, params, lr=LEARNING_RATE)
     rng = np.random.default_rng(1)
     if problem.n_train == 1:
         draws = [None]

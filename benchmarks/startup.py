@@ -27,7 +27,7 @@ from optbench import registry
 from .common import SMOKE
 from .normalization import LAYERS
 
-TARGETS = [f"optimizer:{info.name}" for info in registry.OPTIMIZERS]
+TARGETS = [f"optimizer:{name}" for name in registry.names()]
 TARGETS += [f"layer:{name}" for name in LAYERS]
 if SMOKE:  # one of each kind, float32 and the small size only (see SCRIPT)
     TARGETS = [TARGETS[0], f"layer:{next(iter(LAYERS))}"]
@@ -38,18 +38,17 @@ SCRIPT = """
 import json, sys, time
 start = time.perf_counter()
 import numpy as np
-import optbench.nn, optbench.registry
+import optbench.nn, optbench.optim, optbench.registry
 imported = time.perf_counter()
 kind, _, name = sys.argv[1].partition(":")
 smoke = sys.argv[2] == "1"
 first_calls = 0.0
 for dtype in () if kind == "import" else (np.float32,) if smoke else (np.float32, np.float64):
     if kind == "optimizer":
-        info = optbench.registry.get(name)
         for size in (1000, 2 * optbench.optim.PARALLEL_MIN_ELEMENTS)[: 1 if smoke else 2]:
             params, grads = [np.zeros(size, dtype)], [np.ones(size, dtype)]
             begin = time.perf_counter()
-            info.make(params).step(grads)
+            optbench.optim.make(name, params).step(grads)
             first_calls += time.perf_counter() - begin
     else:
         forward = getattr(optbench.nn, name)
@@ -72,7 +71,12 @@ def run_fresh(target, cache_dir):
     cache and imports the same optbench as this process."""
     source_root = os.path.dirname(os.path.dirname(os.path.abspath(optbench.__file__)))
     path = os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "PYTHONPATH": path}
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": cache_dir,
+        "OPTBENCH_CACHE_DIR": cache_dir,
+        "PYTHONPATH": path,
+    }
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, target, "1" if SMOKE else "0"],
         env=env,

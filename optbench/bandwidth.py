@@ -20,8 +20,9 @@ and state back) and of the normalization layers' in-place passes: it is the roof
 :mod:`optbench.throughput` divides by.
 
 The parallel kernels split the elements into blocks spread over Numba's threads
-(``numba.set_num_threads``) as the optimizers split an array (``optim.chunk_bounds``): equal
-blocks of at most ``CHUNK_ELEMENTS``, a multiple of ``CHUNK_MULTIPLE`` of them.
+(``numba.set_num_threads``) as the optimizers split an array
+(``kernels.chunks.chunk_bounds``): equal blocks of at most ``CHUNK_ELEMENTS``, a multiple
+of ``CHUNK_MULTIPLE`` of them.
 
 :func:`roofline` measures the machine's rate, in GB/s (1e9 bytes per second), at a working-set
 size: small working sets sit in cache and run faster than memory.
@@ -35,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .kernels._config import INLINE, PARALLEL, SERIAL
-from .optim import CHUNK_ELEMENTS, CHUNK_MULTIPLE, chunk_count
+from .kernels.chunks import CHUNK_ELEMENTS, CHUNK_MULTIPLE, chunk_count
 
 KERNELS = ("copy", "triad", "update")
 # arrays touched by each kernel: (read, written); an array both read and written counts in both
@@ -77,7 +78,7 @@ _chunk_count = njit(**INLINE)(chunk_count)
 
 @njit(**INLINE)
 def _block_count(size):
-    """Number of parallel blocks for ``size`` elements, as ``optim.chunk_bounds`` cuts them."""
+    """Number of parallel blocks for ``size`` elements, as ``chunks.chunk_bounds`` cuts them."""
     return max(_chunk_count(size, CHUNK_ELEMENTS, CHUNK_MULTIPLE), 1)
 
 

@@ -15,6 +15,7 @@ COMMANDS = {
     "run": ("optbench.commands.run", "train one optimizer on one problem, write the log"),
     "sweep": ("optbench.commands.sweep", "optimizers x learning rates x batch sizes x problems"),
     "list": ("optbench.commands.listing", "problems, optimizers, schedules and their options"),
+    "check": ("optbench.commands.check", "conformance checks of optimizers against their specs"),
     "throughput": ("optbench.commands.throughput", "kernel speed against the memory roofline"),
     "report": ("optbench.commands.report", "convergence and throughput report (the main job)"),
     "compare": ("optbench.commands.compare", "ratios between two result sets"),

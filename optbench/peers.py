@@ -20,18 +20,15 @@ The in-place versions implement the registry's default options (what the through
 time); other option values raise ``ValueError`` naming the option.
 """
 
-import math
-
 import numpy as np
 
-from . import nn
+from . import nn, registry
+from .reference import inplace
 from .reference import nn as reference_nn
 from .reference.optimizers import step_with_extras
 
 TORCH_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
 NORMS = ("layer_norm", "batch_norm", "rms_norm")
-# options of the gradient transform every optbench optimizer has, and their neutral values
-_EXTRAS = {"clip_value": None, "l1": 0.0, "max_norm": None}
 _TORCH_FLAGS = {
     "for-loop": {"foreach": False},
     "foreach": {"foreach": True},
@@ -48,13 +45,13 @@ def optimizer_options(optimizer):
 # NumPy reference
 # --------------------------------------------------------------------------------------------
 class ReferenceOptimizer:
-    """The NumPy oracle of ``info`` (a registry entry) stepping each array of ``params``.
+    """The NumPy oracle of ``spec`` (a spec or a name) stepping each array of ``params``.
 
     ``options`` are the optimizer's group options (see :func:`optimizer_options`).
     """
 
-    def __init__(self, info, params, options):
-        self.algorithm = info.reference
+    def __init__(self, spec, params, options):
+        self.algorithm = registry.get(spec).reference
         self.options = dict(options)
         self.params = list(params)
         self.states = [{} for _ in self.params]
@@ -69,233 +66,27 @@ class ReferenceOptimizer:
 # --------------------------------------------------------------------------------------------
 # in-place NumPy
 # --------------------------------------------------------------------------------------------
-def _require(options, **neutral):
-    for name, value in neutral.items():
-        if options.get(name, value) != value:
-            raise ValueError(
-                f"the in-place NumPy peer implements {name}={value!r} only, got {options[name]!r}"
-            )
-
-
-def _moments(exp_avg, exp_avg_sq, grad, scratch, beta1, beta2):
-    """m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2, in place (scratch holds the products)."""
-    np.multiply(exp_avg, beta1, out=exp_avg)
-    np.multiply(grad, 1.0 - beta1, out=scratch)
-    np.add(exp_avg, scratch, out=exp_avg)
-    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    np.multiply(grad, grad, out=scratch)
-    np.multiply(scratch, 1.0 - beta2, out=scratch)
-    np.add(exp_avg_sq, scratch, out=exp_avg_sq)
-
-
-def _sgd(param, grad, state, scratch, step, o):
-    """p -= lr g."""
-    _require(o, momentum=0.0, weight_decay=0.0, maximize=False)
-    np.multiply(grad, o["lr"], out=scratch[0])
-    np.subtract(param, scratch[0], out=param)
-
-
-def _adagrad(param, grad, state, scratch, step, o):
-    """s += g^2;  p -= clr g / (sqrt(s) + eps),  clr = lr / (1 + (t - 1) lr_decay)."""
-    _require(o, weight_decay=0.0, maximize=False)
-    if "sum" not in state:
-        state["sum"] = np.full_like(param, o["initial_accumulator_value"])
-    total, s = state["sum"], scratch[0]
-    np.multiply(grad, grad, out=s)
-    np.add(total, s, out=total)
-    np.sqrt(total, out=s)
-    np.add(s, o["eps"], out=s)
-    np.divide(grad, s, out=s)
-    np.multiply(s, o["lr"] / (1.0 + (step - 1) * o["lr_decay"]), out=s)
-    np.subtract(param, s, out=param)
-
-
-def _rmsprop(param, grad, state, scratch, step, o):
-    """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
-    _require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)
-    if "square_avg" not in state:
-        state["square_avg"] = np.zeros_like(param)
-    v, s = state["square_avg"], scratch[0]
-    np.multiply(v, o["alpha"], out=v)
-    np.multiply(grad, grad, out=s)
-    np.multiply(s, 1.0 - o["alpha"], out=s)
-    np.add(v, s, out=v)
-    np.sqrt(v, out=s)
-    np.add(s, o["eps"], out=s)
-    np.divide(grad, s, out=s)
-    np.multiply(s, o["lr"], out=s)
-    np.subtract(param, s, out=param)
-
-
-def _adam(param, grad, state, scratch, step, o):
-    """Adam / AdamW: p *= 1 - lr wd (decoupled); moments; p -= lr/bc1 m / (sqrt(v/bc2) + eps).
-
-    As the reference: ``sqrt(v) / sqrt(bc2) + eps`` with ``bc_i = 1 - beta_i**t``.
-    """
-    _require(o, amsgrad=False, maximize=False)
-    if not o["decoupled_weight_decay"]:
-        _require(o, weight_decay=0.0)
-    if "exp_avg" not in state:
-        state["exp_avg"] = np.zeros_like(param)
-        state["exp_avg_sq"] = np.zeros_like(param)
-    (beta1, beta2), s = o["betas"], scratch[0]
-    if o["decoupled_weight_decay"] and o["weight_decay"] != 0:
-        np.multiply(param, 1.0 - o["lr"] * o["weight_decay"], out=param)
-    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
-    np.sqrt(state["exp_avg_sq"], out=s)
-    np.divide(s, math.sqrt(1.0 - beta2**step), out=s)
-    np.add(s, o["eps"], out=s)
-    np.divide(state["exp_avg"], s, out=s)
-    np.multiply(s, o["lr"] / (1.0 - beta1**step), out=s)
-    np.subtract(param, s, out=param)
-
-
-def _adamax(param, grad, state, scratch, step, o):
-    """m = b1 m + (1 - b1) g;  u = max(b2 u, |g| + eps);  p -= lr/bc1 m / u."""
-    _require(o, weight_decay=0.0, maximize=False)
-    if "exp_avg" not in state:
-        state["exp_avg"] = np.zeros_like(param)
-        state["exp_inf"] = np.zeros_like(param)
-    (beta1, beta2), s = o["betas"], scratch[0]
-    m, u = state["exp_avg"], state["exp_inf"]
-    np.multiply(m, beta1, out=m)
-    np.multiply(grad, 1.0 - beta1, out=s)
-    np.add(m, s, out=m)
-    np.abs(grad, out=s)
-    np.add(s, o["eps"], out=s)
-    np.multiply(u, beta2, out=u)
-    np.maximum(u, s, out=u)
-    np.divide(m, u, out=s)
-    np.multiply(s, o["lr"] / (1.0 - beta1**step), out=s)
-    np.subtract(param, s, out=param)
-
-
-def _radam(param, grad, state, scratch, step, o):
-    """RAdam: SGD with momentum while rho_t <= 5, then the rectified adaptive step."""
-    _require(o, weight_decay=0.0, maximize=False)
-    if "exp_avg" not in state:
-        state["exp_avg"] = np.zeros_like(param)
-        state["exp_avg_sq"] = np.zeros_like(param)
-    (beta1, beta2), s = o["betas"], scratch[0]
-    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
-    bias_correction2 = 1.0 - beta2**step
-    rho_inf = 2.0 / (1.0 - beta2) - 1.0
-    rho_t = rho_inf - 2.0 * step * beta2**step / bias_correction2
-    np.divide(state["exp_avg"], 1.0 - beta1**step, out=s)
-    if rho_t > 5.0:
-        rect = math.sqrt(
-            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
-        )
-        adaptive = scratch[1]
-        np.sqrt(state["exp_avg_sq"], out=adaptive)
-        np.add(adaptive, o["eps"], out=adaptive)
-        np.divide(math.sqrt(bias_correction2), adaptive, out=adaptive)
-        np.multiply(s, o["lr"], out=s)
-        np.multiply(s, adaptive, out=s)
-        np.multiply(s, rect, out=s)
-    else:
-        np.multiply(s, o["lr"], out=s)
-    np.subtract(param, s, out=param)
-
-
-def _lion(param, grad, state, scratch, step, o):
-    """c = b1 m + (1 - b1) g;  p = p (1 - lr wd) - lr sign(c);  m = b2 m + (1 - b2) g."""
-    _require(o, maximize=False)
-    if "exp_avg" not in state:
-        state["exp_avg"] = np.zeros_like(param)
-    (beta1, beta2), s, m = o["betas"], scratch[0], state["exp_avg"]
-    np.multiply(m, beta1, out=s)
-    np.multiply(grad, 1.0 - beta1, out=scratch[1])
-    np.add(s, scratch[1], out=s)
-    if o["weight_decay"] != 0:
-        np.multiply(param, 1.0 - o["lr"] * o["weight_decay"], out=param)
-    np.sign(s, out=s)
-    np.multiply(s, o["lr"], out=s)
-    np.subtract(param, s, out=param)
-    np.multiply(m, beta2, out=m)
-    np.multiply(grad, 1.0 - beta2, out=s)
-    np.add(m, s, out=m)
-
-
-def _nadam(param, grad, state, scratch, step, o):
-    """NAdam: p -= lr (1 - mu_t)/(1 - P_t) g/d + lr mu_{t+1}/(1 - P_t mu_{t+1}) m/d."""
-    _require(o, weight_decay=0.0, maximize=False)
-    if "exp_avg" not in state:
-        state["exp_avg"] = np.zeros_like(param)
-        state["exp_avg_sq"] = np.zeros_like(param)
-        state["mu_product"] = 1.0
-    (beta1, beta2), psi = o["betas"], o["momentum_decay"]
-    denom, s = scratch
-    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
-    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
-    state["mu_product"] *= mu
-    product = state["mu_product"]
-    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
-    np.divide(state["exp_avg_sq"], 1.0 - beta2**step, out=denom)
-    np.sqrt(denom, out=denom)
-    np.add(denom, o["eps"], out=denom)
-    np.divide(grad, denom, out=s)
-    np.multiply(s, o["lr"] * (1.0 - mu) / (1.0 - product), out=s)
-    np.subtract(param, s, out=param)
-    np.divide(state["exp_avg"], denom, out=s)
-    np.multiply(s, o["lr"] * mu_next / (1.0 - product * mu_next), out=s)
-    np.subtract(param, s, out=param)
-
-
-def _adabound(param, grad, state, scratch, step, o):
-    """AdaBound: p -= clip(eta / (sqrt(v) + eps), lower, upper) m."""
-    _require(o, weight_decay=0.0, amsbound=False, maximize=False)
-    if "exp_avg" not in state:
-        state["exp_avg"] = np.zeros_like(param)
-        state["exp_avg_sq"] = np.zeros_like(param)
-    (beta1, beta2), s = o["betas"], scratch[0]
-    lr, gamma = o["lr"], o["gamma"]
-    _moments(state["exp_avg"], state["exp_avg_sq"], grad, s, beta1, beta2)
-    step_size = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-    bound = o["final_lr"] * lr / o["base_lr"]
-    lower = bound * (1.0 - 1.0 / (gamma * step + 1.0))
-    upper = bound * (1.0 + 1.0 / (gamma * step)) if gamma * step else math.inf
-    np.sqrt(state["exp_avg_sq"], out=s)
-    np.add(s, o["eps"], out=s)
-    np.divide(step_size, s, out=s)
-    np.clip(s, lower, upper, out=s)
-    np.multiply(s, state["exp_avg"], out=s)
-    np.subtract(param, s, out=param)
-
-
-# update function and number of scratch buffers, by registry name
-INPLACE_UPDATES = {
-    "sgd": (_sgd, 1),
-    "adagrad": (_adagrad, 1),
-    "rmsprop": (_rmsprop, 1),
-    "adam": (_adam, 1),
-    "adamw": (_adam, 1),
-    "adamax": (_adamax, 1),
-    "radam": (_radam, 2),
-    "lion": (_lion, 2),
-    "nadam": (_nadam, 2),
-    "adabound": (_adabound, 1),
-}
-
-
 class InplaceOptimizer:
-    """A careful NumPy version of optimizer ``name`` (registry defaults) over ``params``.
+    """The in-place NumPy version of ``spec`` (a spec or a name; ``spec.inplace_peer``) over
+    ``params``.
 
     Each step updates every array with ``out=`` operations into its state, the parameter and
-    one or two scratch buffers of the largest array's size, allocated once: no temporaries.
+    ``spec.inplace_scratch`` scratch buffers of the largest array's size, allocated once: no
+    temporaries.
     """
 
-    def __init__(self, name, params, options):
-        if name not in INPLACE_UPDATES:
-            raise ValueError(f"no in-place NumPy version of {name!r}")
-        _require(options, **_EXTRAS)
-        self.update, buffers = INPLACE_UPDATES[name]
+    def __init__(self, spec, params, options):
+        spec = registry.get(spec)
+        if spec.inplace_peer is None:
+            raise ValueError(f"no in-place NumPy version of {spec.name!r}")
+        inplace.require(options, **inplace.EXTRAS)
+        self.update = spec.inplace_peer
         self.options = dict(options)
         self.params = list(params)
         self.states = [{} for _ in self.params]
         largest = max(p.size for p in self.params)
         dtype = self.params[0].dtype
-        self.scratch = [np.empty(largest, dtype) for _ in range(buffers)]
+        self.scratch = [np.empty(largest, dtype) for _ in range(spec.inplace_scratch)]
         self.count = 0
         # check the options before the first step, on an empty array
         empty = np.empty(0, dtype)
@@ -311,7 +102,7 @@ class InplaceOptimizer:
 # --------------------------------------------------------------------------------------------
 # torch.optim
 # --------------------------------------------------------------------------------------------
-def torch_optimizer(torch, info, params, grads, options, implementation):
+def torch_optimizer(torch, spec, params, grads, options, implementation):
     """A ``torch.optim`` optimizer over tensors sharing memory with ``params``, with ``grads``
     attached, that has taken one step; ``None`` where torch has no such optimizer or
     implementation (Lion, AdaBound; ``fused`` for most algorithms).
@@ -322,7 +113,7 @@ def torch_optimizer(torch, info, params, grads, options, implementation):
 
     if implementation not in TORCH_IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {TORCH_IMPLEMENTATIONS}")
-    torch_class = getattr(torch.optim, info.cls.__name__, None)
+    torch_class = getattr(torch.optim, spec.torch_peer or "", None)
     if torch_class is None:
         return None
     accepted = inspect.signature(torch_class).parameters

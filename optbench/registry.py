@@ -1,172 +1,105 @@
-"""The one table of optimizers: tests, benchmarks, the CLI and the reports iterate over it.
+"""Every optimizer optbench knows: the built-ins, installed plugins and specs registered at run
+time. Tests, benchmarks, the command line and the reports iterate over :func:`specs`.
 
-Adding an optimizer means a kernel in ``kernels/optimizers.py``, a reference in
-``reference/optimizers.py``, a class in ``optim.py`` and one :class:`OptimizerInfo` here.
+A plugin is an installed package that declares, in its ``pyproject.toml``::
+
+    [project.entry-points."optbench.optimizers"]
+    adabelief = "my_package.specs:ADABELIEF"     # a spec, or a sequence of specs
+
+Plugins are loaded the first time :func:`specs` or :func:`get` is called. A plugin that fails
+to import, whose value is not a spec, or whose spec takes a name already in use, is left out
+with one warning naming the plugin and its entry point; the rest of optbench keeps working.
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import warnings
+from importlib import metadata
 
-from . import optim
-from .reference import optimizers as reference
+from .algorithms import BUILTIN
+from .spec import OptimizerSpec
 
+ENTRY_POINT_GROUP = "optbench.optimizers"
 
-@dataclass(frozen=True)
-class OptimizerInfo:
-    """How to build, check and benchmark one optimizer.
+# the built-in specs, in the order of the tables and figures
+OPTIMIZERS = BUILTIN
 
-    name : lower-case name used on the command line and in result tables.
-    cls : the :class:`optbench.optim.Optimizer` subclass.
-    reference : ``reference(param, grad, state, step, **options)``, the NumPy oracle.
-    variants : option sets that together exercise every option that changes the math; the
-        reference tests run each one, and benchmarks use the first (the defaults).
-    lr : a learning rate at which the optimizer makes steady progress on a unit-scale problem.
-    """
-
-    name: str
-    cls: type
-    reference: Callable
-    variants: tuple[Mapping, ...] = field(default=({},))
-    lr: float = 1e-3
-
-    def make(self, params, **options):
-        """A new optimizer over ``params`` at this entry's ``lr`` unless ``options`` names one."""
-        return self.cls(params, **{"lr": self.lr, **options})
+_registered = {}  # name -> spec, plugins and run-time registrations
+_plugins_loaded = False
 
 
-OPTIMIZERS = (
-    OptimizerInfo(
-        "sgd",
-        optim.SGD,
-        reference.sgd,
-        variants=(
-            {},
-            {"momentum": 0.9},
-            {"momentum": 0.9, "dampening": 0.9},
-            {"momentum": 0.9, "nesterov": True},
-            {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.1, "maximize": True},
-            {"weight_decay": 0.1},
-        ),
-        lr=1e-2,
-    ),
-    OptimizerInfo(
-        "adagrad",
-        optim.Adagrad,
-        reference.adagrad,
-        variants=(
-            {},
-            {"lr_decay": 0.05},
-            {"initial_accumulator_value": 0.5, "eps": 1e-3},
-            {"weight_decay": 0.1, "maximize": True, "lr_decay": 0.01},
-        ),
-        lr=1e-2,
-    ),
-    OptimizerInfo(
-        "rmsprop",
-        optim.RMSprop,
-        reference.rmsprop,
-        variants=(
-            {},
-            {"centered": True},
-            {"momentum": 0.9},
-            {"momentum": 0.9, "centered": True, "weight_decay": 0.1},
-            {"alpha": 0.5, "eps": 1e-3, "maximize": True},
-        ),
-        lr=1e-3,
-    ),
-    OptimizerInfo(
-        "adam",
-        optim.Adam,
-        reference.adam,
-        variants=(
-            {},
-            {"amsgrad": True},
-            {"weight_decay": 0.1},
-            {"weight_decay": 0.1, "decoupled_weight_decay": True},
-            {"betas": (0.5, 0.9), "eps": 1e-3, "maximize": True, "amsgrad": True},
-        ),
-        lr=1e-3,
-    ),
-    OptimizerInfo(
-        "adamw",
-        optim.AdamW,
-        reference.adam,
-        variants=(
-            {},
-            {"amsgrad": True},
-            {"weight_decay": 0.5, "maximize": True},
-            {"weight_decay": 0.0},
-        ),
-        lr=1e-3,
-    ),
-    OptimizerInfo(
-        "adamax",
-        optim.Adamax,
-        reference.adamax,
-        variants=(
-            {},
-            {"weight_decay": 0.1},
-            {"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True},
-        ),
-        lr=2e-3,
-    ),
-    OptimizerInfo(
-        "radam",
-        optim.RAdam,
-        reference.radam,
-        variants=(
-            {},
-            {"weight_decay": 0.1},
-            {"weight_decay": 0.1, "decoupled_weight_decay": True},
-            # rho_t > 5 from step 2 with beta2 = 0.5: no warm-up phase
-            {"betas": (0.8, 0.5), "eps": 1e-3, "maximize": True},
-        ),
-        lr=1e-3,
-    ),
-    OptimizerInfo(
-        "lion",
-        optim.Lion,
-        reference.lion,
-        variants=(
-            {},
-            {"weight_decay": 0.5},
-            {"betas": (0.5, 0.7), "maximize": True, "weight_decay": 0.1},
-        ),
-        lr=1e-4,
-    ),
-    OptimizerInfo(
-        "nadam",
-        optim.NAdam,
-        reference.nadam,
-        variants=(
-            {},
-            {"weight_decay": 0.1},
-            {"weight_decay": 0.1, "decoupled_weight_decay": True},
-            {"betas": (0.5, 0.9), "momentum_decay": 0.1, "eps": 1e-3, "maximize": True},
-        ),
-        lr=2e-3,
-    ),
-    OptimizerInfo(
-        "adabound",
-        optim.AdaBound,
-        reference.adabound,
-        variants=(
-            {},
-            {"amsbound": True},
-            {"weight_decay": 0.1, "final_lr": 0.01},
-            # gamma = 0.5 closes the bounds within the test's steps
-            {"gamma": 0.5, "betas": (0.5, 0.9), "maximize": True, "amsbound": True},
-        ),
-        lr=1e-3,
-    ),
-)
+class PluginWarning(UserWarning):
+    """A plugin was left out; the message names it and says why."""
 
-BY_NAME = {info.name: info for info in OPTIMIZERS}
+
+def specs():
+    """All specs: the built-ins in their order, then plugins and registrations by name."""
+    _load_plugins()
+    return (*BUILTIN, *(_registered[name] for name in sorted(_registered)))
+
+
+def names():
+    return tuple(spec.name for spec in specs())
 
 
 def get(name):
-    """The :class:`OptimizerInfo` called ``name`` (case-insensitive); ValueError lists choices."""
-    try:
-        return BY_NAME[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(BY_NAME)}") from None
+    """The spec called ``name`` (case-insensitive); ``ValueError`` lists the choices."""
+    if isinstance(name, OptimizerSpec):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"an optimizer name must be a string, got {type(name).__name__}")
+    wanted = name.lower()
+    for spec in specs():
+        if spec.name == wanted:
+            return spec
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(names())}")
+
+
+def register(spec, *, replace=False):
+    """Make ``spec`` known to every part of optbench in this process; returns it.
+
+    Raises ``ValueError`` when its name or class name is already in use (unless ``replace``
+    and the holder is not built in), ``TypeError`` when it is not an :class:`OptimizerSpec`.
+    """
+    if not isinstance(spec, OptimizerSpec):
+        raise TypeError(f"register takes an OptimizerSpec, got {type(spec).__name__}")
+    _load_plugins()
+    _check_free(spec, replace)
+    _registered[spec.name] = spec
+    return spec
+
+
+def unregister(name):
+    """Forget a spec registered at run time or by a plugin (the built-ins stay)."""
+    _registered.pop(get(name).name, None)
+
+
+def _check_free(spec, replace):
+    for held in (*BUILTIN, *_registered.values()):
+        if held.name == spec.name and (held in BUILTIN or not replace):
+            raise ValueError(f"an optimizer named {spec.name!r} is already registered")
+        if held.class_name == spec.class_name and held.name != spec.name:
+            raise ValueError(
+                f"class name {spec.class_name!r} of {spec.name!r} is taken by {held.name!r}"
+            )
+
+
+def _load_plugins():
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = f"plugin {entry_point.name!r} ({entry_point.value}, {ENTRY_POINT_GROUP})"
+        try:
+            value = entry_point.load()
+            found = (value,) if isinstance(value, OptimizerSpec) else value
+            if not isinstance(found, list | tuple) or not all(
+                isinstance(spec, OptimizerSpec) for spec in found
+            ):
+                raise TypeError(
+                    f"gives a {type(value).__name__}, not an OptimizerSpec or a list of them"
+                )
+            for spec in found:
+                _check_free(spec, replace=False)
+                _registered[spec.name] = spec
+        except Exception as error:  # a broken plugin must not break optbench
+            warnings.warn(f"{where} left out: {error}", PluginWarning, stacklevel=2)

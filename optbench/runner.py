@@ -68,6 +68,7 @@ import pandas as pd
 
 from . import optim, registry, schedules
 from .problems.base import Problem
+from .spec import OptimizerSpec
 
 _EVALUATION_COLUMNS = ("full_train_loss", "test_loss", "test_accuracy", "distance_to_optimum")
 MONITORS = ("train_loss", "full_train_loss", "test_loss", "test_accuracy")
@@ -162,20 +163,15 @@ def _learning_rate(lr):
 # optimizers and problems by name
 # --------------------------------------------------------------------------------------------
 def resolve_optimizer(optimizer):
-    """An :class:`~optbench.registry.OptimizerInfo` from a name, an entry or an optimizer class
-    (a class outside the registry runs at its constructor's default ``lr``)."""
-    if isinstance(optimizer, str):
-        return registry.get(optimizer)
-    if isinstance(optimizer, registry.OptimizerInfo):
-        return optimizer
+    """The :class:`~optbench.spec.OptimizerSpec` of a name, a spec or an optimizer class."""
     if isinstance(optimizer, type) and issubclass(optimizer, optim.Optimizer):
-        for info in registry.OPTIMIZERS:
-            if info.cls is optimizer:
-                return info
-        default_lr = inspect.signature(optimizer).parameters["lr"].default
-        return registry.OptimizerInfo(optimizer.__name__.lower(), optimizer, None, lr=default_lr)
+        if optimizer.spec is None:
+            raise TypeError("optimizer must be an optimizer class made from a spec, not the base")
+        return optimizer.spec
+    if isinstance(optimizer, str | OptimizerSpec):
+        return registry.get(optimizer)
     raise TypeError(
-        "optimizer must be a name, a registry.OptimizerInfo or an optim.Optimizer subclass, "
+        "optimizer must be a name, an OptimizerSpec or an optim.Optimizer subclass, "
         f"got {type(optimizer).__name__}"
     )
 
@@ -184,14 +180,9 @@ def optimizer_option_defaults(optimizer):
     """``{option: default}`` of an optimizer's constructor (``lr`` aside), the extras shared by
     every optimizer (``clip_value``, ``l1``, ``max_norm``, ``clip_norm``, ``nonfinite``)
     included."""
-    info = resolve_optimizer(optimizer)
-    own = inspect.signature(info.cls).parameters
+    spec = resolve_optimizer(optimizer)
     shared = inspect.signature(optim.Optimizer).parameters
-    options = {
-        name: p.default
-        for name, p in own.items()
-        if name not in ("params", "lr") and p.kind is not p.VAR_KEYWORD
-    }
+    options = {h.name: h.default for h in spec.hyperparameters if h.in_signature and h.name != "lr"}
     options.update({name: shared[name].default for name in _EXTRA_OPTIONS})
     return options
 
@@ -213,7 +204,7 @@ def check_optimizer_options(optimizer, options):
             raise ValueError(
                 f"{info.name} has no option {name!r}; its options are: {', '.join(valid)}"
             )
-    info.cls([np.zeros(1)], lr=info.lr, **options)
+    optim.make(info, [np.zeros(1)], **options)
 
 
 def parse_optimizer_option(optimizer, name, text):
@@ -332,7 +323,7 @@ def _resolve_schedule(schedule, options, lr, total_steps):
 def _warm_up(problem, info, lr, options, batch_size):
     """One step on a twin of ``problem`` (same seed and options) so that every kernel the run
     calls is compiled before its clock starts; the run's own problem is not touched."""
-    key = (type(problem), _json(problem.config), info.cls, _json(options), batch_size)
+    key = (type(problem), _json(problem.config), info, _json(options), batch_size)
     if key in _WARMED:
         return
     twin = type(problem)(seed=problem.seed, **problem.config)
@@ -340,7 +331,7 @@ def _warm_up(problem, info, lr, options, batch_size):
     batch = next(iter(twin.batches(batch_size, np.random.default_rng(0))))
     try:
         _, grads = twin.loss_and_grad(params, batch)
-        info.cls(params, lr=lr, **options).step(grads)
+        optim.make(info, params, lr=lr, **options).step(grads)
     except FloatingPointError:
         pass  # a non-finite first gradient: the run will record the divergence
     _WARMED.add(key)
@@ -388,7 +379,7 @@ def run(
 
     Parameters
     ----------
-    optimizer : str, registry.OptimizerInfo or optim.Optimizer subclass
+    optimizer : str, OptimizerSpec or optim.Optimizer subclass
     problem : str, Problem subclass or Problem instance (used as built, with its own seed and
         random streams: ``seed`` then orders the batches only)
     lr : float >= 0, or None for the registry's ``lr`` of the optimizer
@@ -433,7 +424,7 @@ def run(
     if record_params and sum(p.size for p in params) != 2:
         raise ValueError(f"record_params needs a problem with 2 parameters, not {problem.name}")
     first_lr = lr if schedule is None else schedule(0)
-    opt = info.cls(params, lr=first_lr, **optimizer_options)
+    opt = optim.make(info, params, lr=first_lr, **optimizer_options)
 
     with np.errstate(all="ignore"):  # a diverging run overflows; that is recorded, not warned
         _warm_up(problem, info, first_lr, optimizer_options, size)

@@ -101,7 +101,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from . import bandwidth, peers, registry
+from . import bandwidth, optim, peers, registry
 
 DTYPES = ("float32", "float64")
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
@@ -305,14 +305,14 @@ def _model(total, layout, dtype, rng):
 
 def optimizer_words(optimizer):
     """Words moved per element by a step of ``optimizer``: 3 + 2 * state buffers in use."""
-    return 3 + 2 * len(optimizer._state_in_use(optimizer.param_groups[0]))
+    return 3 + 2 * len(optimizer.spec.state_in_use(optimizer.param_groups[0]))
 
 
 def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
     cases, itemsize = [], np.dtype(dtype).itemsize
     for layout in layouts:
         params, grads = _model(n, layout, dtype, rng)
-        optimizer = info.make(params)
+        optimizer = optim.make(info, params)
         optimizer.step(grads)  # compiles, or loads from Numba's cache
         words = optimizer_words(optimizer)
         options = peers.optimizer_options(optimizer)
@@ -339,8 +339,8 @@ def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
                     **common,
                 )
             )
-        if "numpy in-place" in wanted and info.name in peers.INPLACE_UPDATES:
-            inplace = peers.InplaceOptimizer(info.name, params, options)
+        if "numpy in-place" in wanted and info.inplace_peer is not None:
+            inplace = peers.InplaceOptimizer(info, params, options)
             inplace.step(grads)
             cases.append(
                 Case(
@@ -587,7 +587,7 @@ def measure(
     threads = _threads(threads)
     dtypes = _names("dtypes", dtypes, DTYPES)
     layouts = _names("layouts", layouts, LAYOUTS)
-    names = tuple(info.name for info in registry.OPTIMIZERS)
+    names = registry.names()
     optimizers = () if optimizers is not None and not optimizers else optimizers
     optimizers = names if optimizers is None else tuple(optimizers)
     if optimizers:
@@ -700,7 +700,7 @@ def dispatch_latency(
     ``time_p90_s`` shows the stalls).
     """
     threads = _threads(threads)
-    optimizers = _names("optimizers", optimizers, tuple(i.name for i in registry.OPTIMIZERS))
+    optimizers = _names("optimizers", optimizers, registry.names())
     sizes = _sizes(sizes)
     modes = _names("modes", modes, LATENCY_MODES)
     idle_seconds = _positive("idle_seconds", idle_seconds)
@@ -766,18 +766,18 @@ def _latency_cases(info, dtype, n, modes, torch, rng):
             if implementation == "torch fused":
                 if torch is None:
                     continue
-                options = peers.optimizer_options(info.make([np.zeros(1, dtype)]))
+                options = peers.optimizer_options(optim.make(info, [np.zeros(1, dtype)]))
                 step = peers.torch_optimizer(torch, info, params, grads, options, "fused")
                 if step is None:
                     continue
                 call, words = step.step, None
             else:
                 dispatch = {"optbench serial": "serial", "optbench parallel": "parallel"}
-                optimizer = info.make(params, dispatch=dispatch.get(implementation, "auto"))
+                optimizer = optim.make(info, params, dispatch=dispatch.get(implementation, "auto"))
                 optimizer.step(grads)
                 call, words = (lambda o=optimizer: o.step(grads)), optimizer_words(optimizer)
             if words is None:
-                words = optimizer_words(info.make([np.zeros(1, dtype)]))
+                words = optimizer_words(optim.make(info, [np.zeros(1, dtype)]))
             case = Case(
                 case=info.name,
                 kind="optimizer",
@@ -806,12 +806,11 @@ print(time.perf_counter() - start, time.process_time() - cpu)
 _FIRST_STEP_SCRIPT = """
 import sys, time
 import numpy as np
-from optbench import registry
-info = registry.get(sys.argv[1])
+from optbench import optim
 dispatch = sys.argv[2]
 params = [np.zeros(1000, np.float32), np.zeros(1000, np.float64)]
 grads = [np.ones(1000, np.float32), np.ones(1000, np.float64)]
-optimizer = info.make(params, dispatch=dispatch)
+optimizer = optim.make(sys.argv[1], params, dispatch=dispatch)
 start, cpu = time.perf_counter(), time.process_time()
 optimizer.step(grads)
 print(time.perf_counter() - start, time.process_time() - cpu)
@@ -819,7 +818,7 @@ print(time.perf_counter() - start, time.process_time() - cpu)
 
 
 def _run_script(script, arguments, cache_dir, timeout):
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "OPTBENCH_CACHE_DIR": cache_dir}
     done = subprocess.run(
         [sys.executable, "-c", script, *arguments],
         env=env,

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .kernels import optimizers as kernels
-from .optim import Optimizer
+from .optim import Optimizer, work_table
 
 
 def _check_inner(name, inner):
@@ -21,6 +21,22 @@ def _lookahead_options(k, alpha):
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
     return int(k), float(alpha)
+
+
+def _by_dtype(arrays):
+    """``arrays`` in lists of one dtype each, in order of first appearance."""
+    by_dtype = {}
+    for array in arrays:
+        by_dtype.setdefault(array.dtype, []).append(array)
+    return list(by_dtype.values())
+
+
+def _sync_layout(arrays):
+    """(work table, data addresses) of each dtype's arrays, for ``lookahead_sync``."""
+    return [
+        (work_table(group), np.array([a.ctypes.data for a in group], np.intp))
+        for group in _by_dtype(arrays)
+    ]
 
 
 class Lookahead:
@@ -45,10 +61,18 @@ class Lookahead:
         self.inner = inner
         self.k, self.alpha = _lookahead_options(k, alpha)
         self.fast_steps = 0
+        self._layout = _sync_layout(inner.params)
         self.slow = [
-            np.concatenate([inner._params[i].reshape(-1) for i in bucket.indices])
-            for bucket in inner._buckets
+            np.concatenate([a.reshape(-1) for a in arrays]) for arrays in _by_dtype(inner.params)
         ]
+
+    def __getstate__(self):
+        """Everything but the parameters' addresses, which a copy or a pickle must not keep."""
+        return {k: v for k, v in self.__dict__.items() if k != "_layout"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._layout = _sync_layout(self.inner.params)
 
     @property
     def param_groups(self):
@@ -59,9 +83,9 @@ class Lookahead:
         self.inner.step(grads)
         self.fast_steps += 1
         if self.fast_steps % self.k == 0:
-            for bucket, slow in zip(self.inner._buckets, self.slow, strict=True):
-                if bucket.work.shape[0]:
-                    kernels.lookahead_sync(bucket.work, bucket.param_addresses, slow, self.alpha)
+            for (work, addresses), slow in zip(self._layout, self.slow, strict=True):
+                if work.shape[0]:
+                    kernels.lookahead_sync(work, addresses, slow, self.alpha)
 
     def state_dict(self):
         return {
@@ -100,8 +124,8 @@ class Switch:
     def __init__(self, first, second, at_step):
         _check_inner("first", first)
         _check_inner("second", second)
-        if len(first._params) != len(second._params) or any(
-            a is not b for a, b in zip(first._params, second._params, strict=True)
+        if len(first.params) != len(second.params) or any(
+            a is not b for a, b in zip(first.params, second.params, strict=True)
         ):
             raise ValueError("first and second must optimize the same arrays, in the same order")
         if isinstance(at_step, bool) or not isinstance(at_step, numbers.Integral) or at_step < 0:

@@ -169,7 +169,7 @@ def test_sweep_errors_are_one_line(capsys, tmp_path, argv, message):
 def test_list_names_everything(capsys):
     status, out, _ = run_cli(capsys, "list")
     assert status == 0
-    for name in [*problems.PROBLEMS, *(i.name for i in registry.OPTIMIZERS), *schedules.SCHEDULES]:
+    for name in [*problems.PROBLEMS, *registry.names(), *schedules.SCHEDULES]:
         assert f"\n  {name} " in out
     assert "momentum" in out and "norm" in out and "T_max" in out and "warmup" in out
     status, out, _ = run_cli(capsys, "list", "schedules")

@@ -12,10 +12,10 @@ import pytest
 from optim_helpers import DTYPES, make_grads, make_params
 
 from optbench import optim, registry
-from optbench.kernels import optimizers as kernels
 from optbench.kernels._config import SERIAL
+from optbench.kernels.drivers import drivers
 
-INFOS = pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+INFOS = pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 
 
 def test_readme_example_runs():
@@ -32,12 +32,12 @@ def test_readme_example_runs():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_state_dict_round_trip_is_bit_identical(info, dtype, rng):
     params = make_params(rng, dtype)
-    opt = info.make(params, **info.variants[-1])
+    opt = optim.make(info, params, **info.variants[-1].options)
     for _ in range(7):
         opt.step(make_grads(rng, params))
     saved = opt.state_dict()
     twins = [p.copy() for p in params]
-    clone = info.make(twins)
+    clone = optim.make(info, twins)
     clone.load_state_dict(saved)
     assert clone.param_groups[0].keys() == opt.param_groups[0].keys()
     for _ in range(7):
@@ -124,8 +124,8 @@ class CountingKernel:
 def test_one_compiled_call_per_step_for_many_arrays(rng, monkeypatch):
     shapes = [(rng.integers(1, 9), rng.integers(1, 9)) for _ in range(100)]
     params = make_params(rng, np.float32, shapes)
-    serial, parallel = CountingKernel(kernels.adam_serial), CountingKernel(kernels.adam_parallel)
-    monkeypatch.setattr(optim.Adam, "_kernels", (serial, parallel))
+    serial, parallel = (CountingKernel(k) for k in drivers(optim.Adam.spec.chunk))
+    monkeypatch.setattr(optim.base, "drivers", lambda chunk: (serial, parallel))
     opt = optim.Adam(params)
     for _ in range(3):
         opt.step(make_grads(rng, params))
@@ -147,13 +147,13 @@ def test_grad_buffers_reused_in_place_are_followed(rng):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_float32_kernels_never_widen_elements_to_float64(info, rng):
     """Scalars are cast to float32 in the kernel: no ``fpext float -> double`` in the machine IR."""
     params = make_params(rng, np.float32)
-    opt = info.make(params, **info.variants[-1])
+    opt = optim.make(info, params, **info.variants[-1].options)
     opt.step(make_grads(rng, params))
-    serial = info.cls._kernels[0]
+    serial = drivers(info.chunk)[0]
     signature = next(sig for sig in serial.signatures if "float32" in str(sig[3]))
     uncached = numba.njit(**{**SERIAL, "cache": False})(serial.py_func)
     uncached.compile(signature)

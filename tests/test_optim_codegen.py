@@ -17,7 +17,6 @@ from numba import types
 
 from optbench import registry
 from optbench.kernels import _config
-from optbench.kernels import optimizers as kernels
 
 # a masked vector move from or to an indexed address: "vmovups (%rdi,%r11,4), %zmm17 {%k3}",
 # or AVX's "vmaskmovps"
@@ -26,10 +25,9 @@ MASKED_ACCESS = re.compile(
 )
 
 
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_update_loops_make_no_masked_accesses(info):
-    name = f"_{info.cls._kernels[0].__name__.removesuffix('_serial')}_chunk"
-    chunk = getattr(kernels, name)
+    chunk, name = info.chunk, info.chunk.__name__
     fresh = numba.njit(**{**_config.UNFUSED, "cache": False})(chunk.py_func)
     hyper = types.float64[::1]
     for dtype in (types.float32, types.float64):

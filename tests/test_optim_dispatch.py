@@ -6,7 +6,8 @@ import pytest
 from optim_helpers import make_grads, make_params
 
 from optbench import optim, registry
-from optbench.kernels import _fpenv
+from optbench.kernels import _fpenv, chunks
+from optbench.kernels.drivers import drivers
 
 needs_x86 = pytest.mark.skipif(not _fpenv.SUPPORTED, reason="flush_denormals needs x86-64")
 F32_TINY = np.finfo(np.float32).tiny  # smallest normal float32, 1.18e-38
@@ -15,14 +16,14 @@ F32_TINY = np.finfo(np.float32).tiny  # smallest normal float32, 1.18e-38
 # --------------------------------------------------------------------------------------------
 # dispatch
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_every_dispatch_mode_gives_the_same_bits(info, rng, monkeypatch):
-    monkeypatch.setattr(optim, "PARALLEL_MIN_ELEMENTS", 0)  # "auto" chooses at every size
-    monkeypatch.setattr(optim, "CHUNK_ELEMENTS", 50)
+    monkeypatch.setattr(optim.base, "PARALLEL_MIN_ELEMENTS", 0)  # "auto" chooses at every size
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 50)
     params = make_params(rng, np.float32, ((40, 7), (301,), (3,)))
     copies = {mode: [p.copy() for p in params] for mode in optim.DISPATCH_MODES}
     optimizers = {
-        mode: info.make(copies[mode], dispatch=mode, **info.variants[-1])
+        mode: optim.make(info, copies[mode], dispatch=mode, **info.variants[-1].options)
         for mode in optim.DISPATCH_MODES
     }
     for _ in range(12):
@@ -44,8 +45,8 @@ class _Counting:
 
 
 def _counted(monkeypatch):
-    serial, parallel = (_Counting(k) for k in optim.Adam._kernels)
-    monkeypatch.setattr(optim.Adam, "_kernels", (serial, parallel))
+    serial, parallel = (_Counting(k) for k in drivers(optim.Adam.spec.chunk))
+    monkeypatch.setattr(optim.base, "drivers", lambda chunk: (serial, parallel))
     return serial, parallel
 
 
@@ -95,7 +96,7 @@ def test_dispatch_is_validated(rng):
 def _drive(times, steps):
     """Run a _Dispatch for ``steps`` steps with ``times(parallel, step)`` as the step time;
     return the kernel it chose at each step."""
-    dispatch = optim._Dispatch()
+    dispatch = optim.dispatch.Dispatch()
     chosen = []
     for step in range(steps):
         chosen.append(dispatch.parallel)
@@ -143,7 +144,7 @@ def _adam_with_state(param, exp_avg, exp_avg_sq, **options):
 def test_flushed_step_equals_a_step_from_zeroed_subnormals(dtype, dispatch, rng, monkeypatch):
     """Subnormal moments are read as zero: the step equals the unflushed one from a state whose
     subnormals were set to zero (normal gradients: no subnormal appears in between)."""
-    monkeypatch.setattr(optim, "CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 64)
     tiny = np.finfo(dtype).tiny
     n = 1000
     subnormal = (rng.uniform(0.01, 0.99, n) * tiny).astype(dtype)
@@ -170,7 +171,7 @@ def test_flushed_step_equals_a_step_from_zeroed_subnormals(dtype, dispatch, rng,
 def test_results_that_would_be_subnormal_are_zero(dispatch, monkeypatch):
     """A zero gradient decays m = 0.9 m from 1.05x the smallest normal float32 into the
     subnormal range: zero with flush_denormals, a subnormal without."""
-    monkeypatch.setattr(optim, "CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 64)
     n = 500
     start = np.full(n, 1.05 * F32_TINY, np.float32)
     results = {}

@@ -6,6 +6,7 @@ import pytest
 from optim_helpers import DTYPES, make_grads, make_params, run_side_by_side
 
 from optbench import optim, registry
+from optbench.kernels import chunks
 
 EXTRAS = (
     {"clip_value": 0.5},
@@ -17,7 +18,7 @@ EXTRAS = (
 )
 CASES = [
     pytest.param(info, extras, id=f"{info.name}-{i}")
-    for info in registry.OPTIMIZERS
+    for info in registry.specs()
     for i, extras in enumerate(EXTRAS)
 ]
 
@@ -26,7 +27,7 @@ CASES = [
 @pytest.mark.parametrize(("info", "extras"), CASES)
 def test_extras_match_reference(info, extras, dtype, rng):
     params = make_params(rng, dtype, scale=0.5)
-    run_side_by_side(info, info.make(params, **extras), params, rng, 50)
+    run_side_by_side(info, optim.make(info, params, **extras), params, rng, 50)
 
 
 def test_clip_norm_below_threshold_changes_nothing(rng):
@@ -53,8 +54,8 @@ def test_clip_norm_above_threshold_scales_to_it(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_clip_norm_is_bitwise_identical_for_one_and_two_threads(dtype, rng, monkeypatch):
-    monkeypatch.setattr(optim, "PARALLEL_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(optim, "CHUNK_ELEMENTS", 1000)
+    monkeypatch.setattr(optim.base, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 1000)
     params = make_params(rng, dtype, ((300, 41), (5000,), (7,)))
     opt = optim.SGD(params, clip_norm=1.0)
     grads = make_grads(rng, params)
@@ -118,10 +119,10 @@ def snapshot(opt, params):
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize(("array", "element"), POSITIONS)
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_nonfinite_raise_names_the_array_and_touches_nothing(info, array, element, value, rng):
     params = make_params(rng, np.float32, SHAPES)
-    opt = info.make(params, nonfinite="raise")
+    opt = optim.make(info, params, nonfinite="raise")
     opt.step(make_grads(rng, params))
     before = snapshot(opt, params)
     with pytest.raises(FloatingPointError, match=rf"grads\[{array}\] contains NaN or Inf"):

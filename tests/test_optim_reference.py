@@ -12,14 +12,15 @@ from optim_helpers import (
 )
 
 from optbench import optim, registry
+from optbench.kernels import chunks
 from optbench.reference.optimizers import step_with_extras
 
 STEPS = 60
 
 CASES = [
-    pytest.param(info, variant, id=f"{info.name}-{i}")
-    for info in registry.OPTIMIZERS
-    for i, variant in enumerate(info.variants)
+    pytest.param(info, variant.options, id=f"{info.name}-{variant.id}")
+    for info in registry.specs()
+    for variant in info.variants
 ]
 
 
@@ -27,24 +28,24 @@ CASES = [
 @pytest.mark.parametrize(("info", "variant"), CASES)
 def test_matches_reference(info, variant, dtype, rng):
     params = make_params(rng, dtype)
-    run_side_by_side(info, info.make(params, **variant), params, rng, STEPS)
+    run_side_by_side(info, optim.make(info, params, **variant), params, rng, STEPS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_param_groups_with_different_options(info, dtype, rng):
     params = make_params(rng, dtype)
     groups = [
-        {"params": params[:2], **info.variants[-1]},
+        {"params": params[:2], **info.variants[-1].options},
         {"params": params[2:], "lr": 10 * info.lr},
     ]
-    run_side_by_side(info, info.make(groups), params, rng, 20)
+    run_side_by_side(info, optim.make(info, groups), params, rng, 20)
 
 
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_lr_changed_between_steps(info, rng):
     params = make_params(rng, np.float64)
-    opt = info.make(params)
+    opt = optim.make(info, params)
     reference_params = [p.copy() for p in params]
     states = [{} for _ in params]
     for step in range(1, 11):
@@ -65,21 +66,21 @@ def nonfinite_grads(rng, params):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_nan_and_inf_propagate_like_the_reference(info, dtype, rng):
     params = make_params(rng, dtype)
-    opt = info.make(params, **info.variants[-1])
+    opt = optim.make(info, params, **info.variants[-1].options)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         run_side_by_side(info, opt, params, rng, 3, grad_source=nonfinite_grads)
     assert np.isfinite(params[1]).all(), "a NaN in one array leaked into another"
 
 
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_edge_hyperparameters(info, rng):
     """lr set to 0 (as a schedule may) leaves params unchanged: decoupled decay is lr-scaled."""
     params = make_params(rng, np.float64)
     before = [p.copy() for p in params]
-    opt = info.make(params)
+    opt = optim.make(info, params)
     opt.param_groups[0]["lr"] = 0.0
     for _ in range(3):
         opt.step(make_grads(rng, params))
@@ -88,11 +89,11 @@ def test_edge_hyperparameters(info, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_maximize_equals_minimizing_the_negated_gradient(info, dtype, rng):
     params = make_params(rng, dtype)
     twins = [p.copy() for p in params]
-    up, down = info.make(params, maximize=True), info.make(twins)
+    up, down = optim.make(info, params, maximize=True), optim.make(info, twins)
     for _ in range(5):
         grads = make_grads(rng, params)
         up.step(grads)
@@ -101,15 +102,15 @@ def test_maximize_equals_minimizing_the_negated_gradient(info, dtype, rng):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_parallel_kernel_is_bitwise_equal_to_serial(info, rng, monkeypatch):
     shapes = ((300, 7), (1000,), (5,))
     params = make_params(rng, np.float32, shapes)
     twins = [p.copy() for p in params]
-    serial = info.make(params, **info.variants[-1])
-    monkeypatch.setattr(optim, "PARALLEL_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(optim, "CHUNK_ELEMENTS", 64)
-    parallel = info.make(twins, **info.variants[-1])
+    serial = optim.make(info, params, **info.variants[-1].options)
+    monkeypatch.setattr(optim.base, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 64)
+    parallel = optim.make(info, twins, **info.variants[-1].options)
     assert parallel._buckets[0].work.shape[0] > 10
     for _ in range(5):
         grads = make_grads(rng, params)

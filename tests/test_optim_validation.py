@@ -8,22 +8,22 @@ from optim_helpers import make_grads, make_params
 
 from optbench import optim, registry
 
-INFOS = pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+INFOS = pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 
 
 def options_of_type(info, kind):
-    defaults = info.make([np.zeros(1)]).defaults
+    defaults = optim.make(info, [np.zeros(1)]).defaults
     return [name for name, value in defaults.items() if type(value) is kind]
 
 
 REAL_OPTIONS = [
     pytest.param(info, name, id=f"{info.name}-{name}")
-    for info in registry.OPTIMIZERS
+    for info in registry.specs()
     for name in options_of_type(info, float)
 ]
 FLAG_OPTIONS = [
     pytest.param(info, name, id=f"{info.name}-{name}")
-    for info in registry.OPTIMIZERS
+    for info in registry.specs()
     for name in options_of_type(info, bool)
 ]
 
@@ -32,21 +32,21 @@ FLAG_OPTIONS = [
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
 def test_real_option_out_of_range(info, name, value):
     with pytest.raises(ValueError, match=name):
-        info.make([np.zeros(3)], **{name: value})
+        optim.make(info, [np.zeros(3)], **{name: value})
 
 
 @pytest.mark.parametrize(("info", "name"), REAL_OPTIONS)
 @pytest.mark.parametrize("value", ["0.1", None, True, [0.1]])
 def test_real_option_wrong_type(info, name, value):
     with pytest.raises(TypeError, match=name):
-        info.make([np.zeros(3)], **{name: value})
+        optim.make(info, [np.zeros(3)], **{name: value})
 
 
 @pytest.mark.parametrize(("info", "name"), FLAG_OPTIONS)
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_flag_option_wrong_type(info, name, value):
     with pytest.raises(TypeError, match=name):
-        info.make([np.zeros(3)], **{name: value})
+        optim.make(info, [np.zeros(3)], **{name: value})
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ SHAPES = ((7, 5), (3, 4), (6,))
 def test_bad_grads_raise_and_touch_nothing(info, index, kind, dtype, seed):
     rng = np.random.default_rng(seed)
     params = make_params(rng, dtype, SHAPES)
-    opt = info.make(params, **info.variants[-1])
+    opt = optim.make(info, params, **info.variants[-1].options)
     opt.step(make_grads(rng, params))
     before = snapshot(opt, params)
     grads, error, match = corrupt(make_grads(rng, params), index, kind)
@@ -206,7 +206,7 @@ def test_param_made_read_only_after_construction(rng):
 @INFOS
 def test_invalid_option_set_between_steps(info, rng):
     params = make_params(rng, np.float64, SHAPES)
-    opt = info.make([{"params": params[:1]}, {"params": params[1:]}])
+    opt = optim.make(info, [{"params": params[:1]}, {"params": params[1:]}])
     opt.step(make_grads(rng, params))
     before = snapshot(opt, params)
     opt.param_groups[1]["lr"] = -0.5

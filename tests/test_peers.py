@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from optim_helpers import assert_close
 
-from optbench import nn, peers, registry
+from optbench import nn, optim, peers, registry
 from optbench.reference import nn as reference_nn
 
-NAMES = [info.name for info in registry.OPTIMIZERS]
+NAMES = [info.name for info in registry.specs()]
 
 
 def _model(rng, dtype):
@@ -24,7 +24,7 @@ def test_inplace_optimizer_matches_the_kernel(name, dtype, rng):
     info = registry.get(name)
     params = _model(rng, dtype)
     twins = [p.copy() for p in params]
-    kernel = info.make(params)
+    kernel = optim.make(info, params)
     inplace = peers.InplaceOptimizer(name, twins, peers.optimizer_options(kernel))
     for _ in range(10):
         grads = [rng.standard_normal(p.shape).astype(dtype) for p in params]
@@ -43,7 +43,7 @@ def test_reference_optimizer_matches_the_kernel(name, rng):
     info = registry.get(name)
     params = _model(rng, np.float64)
     twins = [p.copy() for p in params]
-    kernel = info.make(params)
+    kernel = optim.make(info, params)
     reference = peers.ReferenceOptimizer(info, twins, peers.optimizer_options(kernel))
     for _ in range(5):
         grads = [rng.standard_normal(p.shape) for p in params]
@@ -55,10 +55,10 @@ def test_reference_optimizer_matches_the_kernel(name, rng):
 
 def test_inplace_optimizer_refuses_options_it_does_not_implement(rng):
     params = _model(rng, np.float64)
-    options = peers.optimizer_options(registry.get("adam").make(params, amsgrad=True))
+    options = peers.optimizer_options(optim.make("adam", params, amsgrad=True))
     with pytest.raises(ValueError, match="amsgrad"):
         peers.InplaceOptimizer("adam", params, options)
-    options = peers.optimizer_options(registry.get("sgd").make(params, clip_value=1.0))
+    options = peers.optimizer_options(optim.make("sgd", params, clip_value=1.0))
     with pytest.raises(ValueError, match="clip_value"):
         peers.InplaceOptimizer("sgd", params, options)
 
@@ -66,7 +66,7 @@ def test_inplace_optimizer_refuses_options_it_does_not_implement(rng):
 def test_inplace_optimizer_allocates_no_array_per_step(rng):
     """The state and scratch buffers are allocated once: stepping keeps the same objects."""
     params = _model(rng, np.float32)
-    options = peers.optimizer_options(registry.get("nadam").make(params))
+    options = peers.optimizer_options(optim.make("nadam", params))
     inplace = peers.InplaceOptimizer("nadam", params, options)
     grads = [np.ones_like(p) for p in params]
     inplace.step(grads)
@@ -134,7 +134,7 @@ def test_torch_peers_compute_what_the_kernels_compute(rng):
     info = registry.get("adam")
     params = _model(rng, np.float64)
     ours = [p.copy() for p in params]
-    kernel = info.make(ours)
+    kernel = optim.make(info, ours)
     grads = [rng.standard_normal(p.shape) for p in params]
     kernel.step(grads)  # torch's optimizer takes its first step when built
     for implementation in peers.TORCH_IMPLEMENTATIONS:

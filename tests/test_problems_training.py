@@ -10,37 +10,8 @@ import pytest
 
 from optbench import optim, problems, registry
 
-# One reasonable setting per optimizer and problem, chosen from a log grid of learning rates
-# (1e-4 ... 1) as one inside the range that converges, not at its edge. Optimizer defaults
-# otherwise, except SGD's momentum on Rosenbrock (plain gradient descent needs ~3e4 steps down
-# the valley) and AdaBound's final_lr there (its SGD phase at the default 0.1 diverges on
-# curvature ~1000).
-SETTINGS = {
-    "quadratic": {
-        "sgd": {"lr": 0.1},
-        "adagrad": {"lr": 0.3},
-        "rmsprop": {"lr": 1e-2},
-        "adam": {"lr": 3e-2},
-        "adamw": {"lr": 3e-2},
-        "adamax": {"lr": 0.1},
-        "radam": {"lr": 0.1},
-        "lion": {"lr": 1e-2},
-        "nadam": {"lr": 1e-2},
-        "adabound": {"lr": 1e-2},
-    },
-    "rosenbrock": {
-        "sgd": {"lr": 1e-3, "momentum": 0.9},
-        "adagrad": {"lr": 0.5},
-        "rmsprop": {"lr": 1e-3},
-        "adam": {"lr": 2e-2},
-        "adamw": {"lr": 1e-2},
-        "adamax": {"lr": 0.1},
-        "radam": {"lr": 2e-3},
-        "lion": {"lr": 1e-3},
-        "nadam": {"lr": 1e-2},
-        "adabound": {"lr": 3e-2, "final_lr": 1e-3},
-    },
-}
+# Each spec declares one reasonable setting per problem it converges on (spec.converges).
+PROBLEMS = ("quadratic", "rosenbrock")
 MAX_STEPS = 10_000
 TOLERANCE = 3e-2
 
@@ -76,17 +47,17 @@ def test_gradient_descent_at_the_optimal_step(d, kappa):
 
 def _setting(problem_name, info):
     try:
-        return SETTINGS[problem_name][info.name]
+        return info.converges[problem_name]
     except KeyError:
-        pytest.fail(f"add a setting for {info.name!r} on {problem_name} to SETTINGS")
+        pytest.fail(f"declare a setting of {info.name!r} on {problem_name} in its converges")
 
 
-@pytest.mark.parametrize("problem_name", list(SETTINGS))
-@pytest.mark.parametrize("info", registry.OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("problem_name", PROBLEMS)
+@pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_every_optimizer_reaches_the_optimum(problem_name, info):
     problem = problems.make(problem_name)
     params = problem.initial_params()
-    optimizer = info.make(params, **_setting(problem_name, info))
+    optimizer = optim.make(info, params, **_setting(problem_name, info))
     distances = descend(problem, optimizer, params, MAX_STEPS)
     assert distances[-1] < TOLERANCE, (
         f"{info.name} ends {distances[-1]:.3g} from the optimum of {problem_name}"

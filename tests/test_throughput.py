@@ -267,7 +267,7 @@ def test_registry_drives_the_default_optimizers():
         }
     )
     assert set(all_names[all_names["kind"] == "optimizer"]["case"]) == {
-        info.name for info in registry.OPTIMIZERS
+        info.name for info in registry.specs()
     }
 
 

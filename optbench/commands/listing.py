@@ -1,8 +1,5 @@
 """``optbench list``: the problems, optimizers and schedules, with their options."""
 
-import inspect
-import re
-
 from .. import problems, registry, runner, schedules
 from ..cli import UsageError
 
@@ -26,18 +23,6 @@ def add_arguments(parser):
     )
 
 
-def _documented_parameters(cls):
-    """``{name: text}`` from the ``name : text`` lines of the numpydoc Parameters sections of
-    ``cls`` and its bases (a subclass may document only what differs), without the
-    ``(default ...)`` part: the listing shows the constructor's actual default."""
-    documented = {}
-    for klass in reversed(cls.__mro__):
-        section = (inspect.getdoc(klass) or "").partition("Parameters\n----------\n")[2]
-        for name, text in re.findall(r"^(\w+) : (.+)$", section, flags=re.MULTILINE):
-            documented[name] = re.sub(r"\s*\(default (?:[^()]|\([^()]*\))*\)", "", text)
-    return documented
-
-
 def _problems():
     lines = ["problems"]
     for name, cls in problems.PROBLEMS.items():
@@ -49,14 +34,12 @@ def _problems():
 
 def _optimizers():
     lines = ["optimizers (--optimizer NAME --lr X --opt KEY=VALUE)"]
-    for info in registry.OPTIMIZERS:
-        lines.append(f"  {info.name:20} {info.cls.__name__}, default lr {info.lr:g}")
-        documented = _documented_parameters(info.cls)
-        for option, default in runner.optimizer_option_defaults(info).items():
-            if option not in EXTRA_HELP:
-                lines.append(
-                    f"      {option:24} {documented.get(option, '')} (default {default!r})"
-                )
+    for spec in registry.specs():
+        lines.append(f"  {spec.name:20} {spec.class_name}, default lr {spec.lr:g}")
+        for h in spec.hyperparameters:
+            if h.in_signature and h.name != "lr":
+                doc = f": {h.doc}" if h.doc else ""
+                lines.append(f"      {h.name:24} {h.describe()}{doc}")
     lines.append("  every optimizer also takes")
     defaults = runner.optimizer_option_defaults(registry.OPTIMIZERS[0])
     for option, text in EXTRA_HELP.items():

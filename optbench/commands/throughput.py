@@ -31,7 +31,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--optimizers",
         help="comma-separated registry names (default all: "
-        + ",".join(info.name for info in registry.OPTIMIZERS)
+        + ",".join(registry.names())
         + "); 'none' for none",
     )
     parser.add_argument("--sizes", help="comma-separated total elements, e.g. 1e3,1e5,3e7")
@@ -116,7 +116,7 @@ def _print_table(title, frame):
 
 def command(args):
     check_file_path(args.out)
-    names = tuple(info.name for info in registry.OPTIMIZERS)
+    names = registry.names()
     optimizers = (
         _choices("--optimizers", args.optimizers, names, allow_none=True)
         if args.optimizers

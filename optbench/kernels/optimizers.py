@@ -3,9 +3,10 @@
 Every algorithm is one pass over memory per step: each element of the parameter, its gradient
 and its state is read once and written once, with no temporaries of parameter size.
 
-Calling convention (shared by every ``*_serial`` / ``*_parallel`` pair)
-------------------------------------------------------------------------
-``kernel(work, param_addresses, grad_addresses, state, hyper, steps)``
+Each algorithm is a chunk kernel, ``{name}_chunk(param, grad, state, column, common, hp,
+step)``, that updates one contiguous run of one array (see ``drivers`` for the arguments and
+for the serial and parallel drivers made from it); its spec in ``optbench.algorithms`` names
+the values of ``hp`` and the rows of ``state``. The multi-array driver's tables:
 
 work : int64 (n_items, 5)
     One row per contiguous chunk to update: ``array, start, stop, column, group``. Elements
@@ -22,18 +23,14 @@ state : float32 or float64 (n_state, total_elements)
     negative index; measured 12x slower).
 hyper : float64 (n_groups, COMMON + n_hyper)
     One row per parameter group: ``COMMON`` values shared by all algorithms, the gradient
-    transform ``grad_scale, clip_value, l1, maximize`` (see ``_gradient``) and
+    transform ``grad_scale, clip_value, l1, maximize`` (see ``gradient``) and
     ``flush_denormals`` (nonzero: the chunk runs with subnormals flushed to zero, see
-    ``_fpenv``), then the algorithm's own hyperparameters in the order documented per
-    algorithm.
+    ``_fpenv``), then the algorithm's own hyperparameters (``hp``) in its spec's order.
     Scalars are computed in float64 (as Python floats are in PyTorch) and cast to the array
     dtype inside the kernel.
 steps : int64 (n_arrays,)
-    The step number of each array: the kernel adds 1 to each, then uses it as ``t`` (1 on the
-    first step).
-
-``*_serial`` runs on the calling thread; ``*_parallel`` spreads the chunks over Numba's threads.
-Both give bitwise identical results: each element's update is independent of the others.
+    The step number of each array: the driver adds 1 to each, then passes it as ``t`` (1 on
+    the first step).
 
 Optional state rows
 -------------------
@@ -55,36 +52,15 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import UNFUSED, UNFUSED_INLINE, UNFUSED_PARALLEL
-from ._fpenv import flush_begin, flush_end
 from ._pointers import view
 
-# hyper values every algorithm reads first: grad_scale, clip_value, l1, maximize, flush_denormals
-COMMON = 5
-FLUSH = 4
+# Numba options of every chunk kernel, a plugin's included: no fast-math contraction, so that
+# the serial and parallel drivers and the NumPy reference round every operation alike.
+CHUNK_OPTIONS = UNFUSED
 
 
 @njit(**UNFUSED_INLINE)
-def _count_step(steps):
-    for array in range(steps.size):
-        steps[array] += 1
-
-
-@njit(**UNFUSED_INLINE)
-def _chunk(k, work, addresses, state, hyper, steps):
-    """Chunk ``k``: (param view, grad view, state column, step, common hyper, own hyper).
-
-    ``addresses`` is the pair (param_addresses, grad_addresses); the hyper row of the chunk's
-    group is split into the ``COMMON`` values every algorithm reads and the algorithm's own.
-    """
-    array, start, stop, group = work[k, 0], work[k, 1], work[k, 2], work[k, 4]
-    param = view(addresses[0][array], start, stop, state)
-    grad = view(addresses[1][array], start, stop, state)
-    row = hyper[group]
-    return param, grad, work[k, 3], steps[array], row[:COMMON], row[COMMON:]
-
-
-@njit(**UNFUSED_INLINE)
-def _gradient_options(common, t):
+def gradient_options(common, t):
     """The gradient transform shared by every algorithm, from a group's common hyper values.
 
     common = (grad_scale, clip_value, l1, maximize); returns (factor, clip, l1) in dtype ``t``,
@@ -95,21 +71,21 @@ def _gradient_options(common, t):
 
 
 @njit(**UNFUSED_INLINE)
-def _gradient(grad, param, factor, clip, l1):
+def gradient(grad, param, factor, clip, l1):
     """g = clip(factor * grad, -clip, clip) + l1 * sign(param)   (l1 term only when l1 != 0).
 
     ``factor`` carries the global-norm clipping scale (1 without ``clip_norm``) and the sign of
     ``maximize``; ``clip`` is ``inf`` without ``clip_value``. An unclipped gradient passes
     unchanged, NaN included.
     """
-    g = _clamp(factor * grad, -clip, clip)
+    g = clamp(factor * grad, -clip, clip)
     if l1 != 0:
-        g = g + l1 * _sign(param)
+        g = g + l1 * sign(param)
     return g
 
 
 @njit(**UNFUSED_INLINE)
-def _clamp(x, low, high):
+def clamp(x, low, high):
     """``x`` limited to ``[low, high]``; NaN stays NaN, as in ``torch.clamp``.
 
     Written with comparisons rather than ``np.minimum(np.maximum(...))``, whose NaN handling
@@ -119,7 +95,7 @@ def _clamp(x, low, high):
 
 
 @njit(**UNFUSED_INLINE)
-def _sign(x):
+def sign(x):
     """-1, 0 or 1 in the dtype of ``x``; NaN stays NaN."""
     one = type(x)(1.0)
     return one if x > 0 else (-one if x < 0 else x)
@@ -131,10 +107,10 @@ def _sign(x):
 # state rows: momentum_buffer
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _sgd_chunk(param, grad, state, column, common, hp, step):
+def sgd_chunk(param, grad, state, column, common, hp, step):
     """SGD with momentum, dampening and Nesterov, as ``torch.optim.SGD``.
 
-    g = gradient (see _gradient) + weight_decay * p
+    g = gradient (see gradient) + weight_decay * p
     b = g on the first step, else b = momentum * b + (1 - dampening) * g
     g = g + momentum * b if nesterov else b      (only when momentum != 0)
     p = p - lr * g
@@ -151,11 +127,11 @@ def _sgd_loop(param, grad, state, column, common, hp, step, with_momentum):
     lr, momentum, weight_decay = t(hp[0]), t(hp[1]), t(hp[3])
     one_minus_dampening = t(1.0 - hp[2])
     nesterov = hp[4] != 0.0
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     first = step == 1
     buf = state[0, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         if with_momentum:
@@ -166,76 +142,32 @@ def _sgd_loop(param, grad, state, column, common, hp, step, with_momentum):
         param[j] = param[j] - lr * g
 
 
-@njit(**UNFUSED)
-def sgd_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _sgd_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def sgd_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _sgd_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
 # --------------------------------------------------------------------------------------------
 # Adagrad
 # hyper row: lr, lr_decay, weight_decay, eps
 # state rows: sum
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _adagrad_chunk(param, grad, state, column, common, hp, step):
+def adagrad_chunk(param, grad, state, column, common, hp, step):
     """Adagrad, as ``torch.optim.Adagrad``.
 
     clr = lr / (1 + (t - 1) * lr_decay)
-    g = gradient (see _gradient) + weight_decay * p
+    g = gradient (see gradient) + weight_decay * p
     s = s + g * g
     p = p - clr * g / (sqrt(s) + eps)
     """
     t = param.dtype.type
     clr = t(hp[0] / (1.0 + (step - 1) * hp[1]))
     weight_decay, eps = t(hp[2]), t(hp[3])
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     total = state[0, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         s = total[j] + g * g
         total[j] = s
         param[j] = param[j] - clr * g / (np.sqrt(s) + eps)
-
-
-@njit(**UNFUSED)
-def adagrad_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adagrad_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def adagrad_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adagrad_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,10 +176,10 @@ def adagrad_parallel(work, param_addresses, grad_addresses, state, hyper, steps)
 # state rows: square_avg, momentum_buffer, grad_avg
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _rmsprop_chunk(param, grad, state, column, common, hp, step):
+def rmsprop_chunk(param, grad, state, column, common, hp, step):
     """RMSprop, optionally centered and with momentum, as ``torch.optim.RMSprop``.
 
-    g = gradient (see _gradient) + weight_decay * p
+    g = gradient (see gradient) + weight_decay * p
     v = alpha * v + (1 - alpha) * g * g
     centered:  a = alpha * a + (1 - alpha) * g;  d = sqrt(v - a * a) + eps
     otherwise: d = sqrt(v) + eps
@@ -271,12 +203,12 @@ def _rmsprop_loop(param, grad, state, column, common, hp, centered, with_momentu
     t = param.dtype.type
     lr, alpha, eps, weight_decay, momentum = t(hp[0]), t(hp[1]), t(hp[2]), t(hp[3]), t(hp[4])
     one_minus_alpha = t(1.0 - hp[1])
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     square_avg = state[0, column : column + param.size]
     buf = state[1, column : column + param.size]
     grad_avg = state[2, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         v = alpha * square_avg[j] + one_minus_alpha * g * g
@@ -295,38 +227,16 @@ def _rmsprop_loop(param, grad, state, column, common, hp, centered, with_momentu
             param[j] = param[j] - lr * g / denom
 
 
-@njit(**UNFUSED)
-def rmsprop_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _rmsprop_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def rmsprop_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _rmsprop_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
 # --------------------------------------------------------------------------------------------
 # Adam and AdamW
 # hyper row: lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled_weight_decay
 # state rows: exp_avg, exp_avg_sq, max_exp_avg_sq
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _adam_chunk(param, grad, state, column, common, hp, step):
+def adam_chunk(param, grad, state, column, common, hp, step):
     """Adam / AMSGrad, with L2 (Adam) or decoupled (AdamW) weight decay, as ``torch.optim``.
 
-    g = gradient (see _gradient)
+    g = gradient (see gradient)
     decoupled: p = p * (1 - lr * weight_decay);  otherwise g += weight_decay * p
     m = beta1 * m + (1 - beta1) * g
     v = beta2 * v + (1 - beta2) * g * g
@@ -341,7 +251,7 @@ def _adam_chunk(param, grad, state, column, common, hp, step):
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
     amsgrad, decoupled = hp[5] != 0.0, hp[6] != 0.0
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     bias_correction2_sqrt = np.sqrt(1.0 - beta2**step)
     step_size = t(lr / (1.0 - beta1**step) * bias_correction2_sqrt)
     decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
@@ -353,7 +263,7 @@ def _adam_chunk(param, grad, state, column, common, hp, step):
     exp_avg_sq = state[1, column : column + param.size]
     max_exp_avg_sq = state[2, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         p = param[j]
         if decoupled:
             p = p * decay
@@ -369,52 +279,30 @@ def _adam_chunk(param, grad, state, column, common, hp, step):
         param[j] = p - step_size * m / (np.sqrt(v) + eps)
 
 
-@njit(**UNFUSED)
-def adam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adam_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def adam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adam_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
 # --------------------------------------------------------------------------------------------
 # Adamax
 # hyper row: lr, beta1, beta2, eps, weight_decay
 # state rows: exp_avg, exp_inf
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _adamax_chunk(param, grad, state, column, common, hp, step):
+def adamax_chunk(param, grad, state, column, common, hp, step):
     """Adamax (Kingma & Ba 2015, section 7.1), as ``torch.optim.Adamax``.
 
-    g = gradient (see _gradient) + weight_decay * p
+    g = gradient (see gradient) + weight_decay * p
     m = beta1 * m + (1 - beta1) * g
     u = max(beta2 * u, |g| + eps)
     p = p - (lr / (1 - beta1**t)) * m / u
     """
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     clr = t(lr / (1.0 - beta1**step))
     b1, one_minus_b1, b2 = t(beta1), t(1.0 - beta1), t(beta2)
     eps, l2 = t(eps), t(weight_decay)
     exp_avg = state[0, column : column + param.size]
     exp_inf = state[1, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         if l2 != 0:
             g = g + l2 * param[j]
         m = b1 * exp_avg[j] + one_minus_b1 * g
@@ -424,35 +312,13 @@ def _adamax_chunk(param, grad, state, column, common, hp, step):
         param[j] = param[j] - clr * m / u
 
 
-@njit(**UNFUSED)
-def adamax_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adamax_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def adamax_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adamax_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
 # --------------------------------------------------------------------------------------------
 # RAdam
 # hyper row: lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay
 # state rows: exp_avg, exp_avg_sq
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _radam_chunk(param, grad, state, column, common, hp, step):
+def radam_chunk(param, grad, state, column, common, hp, step):
     """Rectified Adam (Liu et al. 2020), as ``torch.optim.RAdam``.
 
     m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
@@ -464,7 +330,7 @@ def _radam_chunk(param, grad, state, column, common, hp, step):
     """
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     decoupled = hp[5] != 0.0
     decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
     l2 = t(0.0) if decoupled else t(weight_decay)
@@ -485,7 +351,7 @@ def _radam_chunk(param, grad, state, column, common, hp, step):
     exp_avg = state[0, column : column + param.size]
     exp_avg_sq = state[1, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         p = param[j] * decay
         if l2 != 0:
             g = g + l2 * p
@@ -500,35 +366,13 @@ def _radam_chunk(param, grad, state, column, common, hp, step):
             param[j] = p - m_hat * lr
 
 
-@njit(**UNFUSED)
-def radam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _radam_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def radam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _radam_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
 # --------------------------------------------------------------------------------------------
 # Lion
 # hyper row: lr, beta1, beta2, weight_decay
 # state rows: exp_avg
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _lion_chunk(param, grad, state, column, common, hp, step):
+def lion_chunk(param, grad, state, column, common, hp, step):
     """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"), algorithm 2.
 
     c = beta1 * m + (1 - beta1) * g
@@ -537,40 +381,18 @@ def _lion_chunk(param, grad, state, column, common, hp, step):
     """
     t = param.dtype.type
     lr, beta1, beta2, weight_decay = hp[0], hp[1], hp[2], hp[3]
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     decay = t(1.0 - lr * weight_decay)
     b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
     b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
     lr = t(lr)
     exp_avg = state[0, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         m = exp_avg[j]
         c = b1 * m + one_minus_b1 * g
-        param[j] = param[j] * decay - lr * _sign(c)
+        param[j] = param[j] * decay - lr * sign(c)
         exp_avg[j] = b2 * m + one_minus_b2 * g
-
-
-@njit(**UNFUSED)
-def lion_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _lion_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def lion_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _lion_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,7 +402,7 @@ def lion_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
 # state rows: exp_avg, exp_avg_sq
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _nadam_chunk(param, grad, state, column, common, hp, step):
+def nadam_chunk(param, grad, state, column, common, hp, step):
     """NAdam (Dozat 2016) with torch's momentum schedule, as ``torch.optim.NAdam``.
 
     mu_t = beta1 (1 - 0.5 * 0.96**(t psi)),  P_t = mu_1 ... mu_t  (kept by the optimizer)
@@ -593,7 +415,7 @@ def _nadam_chunk(param, grad, state, column, common, hp, step):
     t = param.dtype.type
     lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
     decoupled = hp[5] != 0.0
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
     l2 = t(0.0) if decoupled else t(weight_decay)
     grad_coefficient, avg_coefficient = t(hp[6]), t(hp[7])
@@ -604,7 +426,7 @@ def _nadam_chunk(param, grad, state, column, common, hp, step):
     exp_avg = state[0, column : column + param.size]
     exp_avg_sq = state[1, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         p = param[j] * decay
         if l2 != 0:
             g = g + l2 * p
@@ -617,35 +439,13 @@ def _nadam_chunk(param, grad, state, column, common, hp, step):
         param[j] = p - avg_coefficient * m / denom
 
 
-@njit(**UNFUSED)
-def nadam_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _nadam_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def nadam_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _nadam_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
 # --------------------------------------------------------------------------------------------
 # AdaBound
 # hyper row: lr, beta1, beta2, final_lr, gamma, eps, weight_decay, amsbound, base_lr
 # state rows: exp_avg, exp_avg_sq, max_exp_avg_sq
 # --------------------------------------------------------------------------------------------
 @njit(**UNFUSED)
-def _adabound_chunk(param, grad, state, column, common, hp, step):
+def adabound_chunk(param, grad, state, column, common, hp, step):
     """AdaBound / AMSBound (Luo et al. 2019): Adam whose per-element step is clipped to bounds
     that converge to SGD's.
 
@@ -665,7 +465,7 @@ def _adabound_loop(param, grad, state, column, common, hp, step, amsbound):
     t = param.dtype.type
     lr, beta1, beta2, final_lr, gamma = hp[0], hp[1], hp[2], hp[3], hp[4]
     eps, weight_decay, base_lr = hp[5], hp[6], hp[8]
-    factor, clip, l1 = _gradient_options(common, t)
+    factor, clip, l1 = gradient_options(common, t)
     step_size = t(lr * np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step))
     bound = final_lr * lr / base_lr
     lower = t(bound * (1.0 - 1.0 / (gamma * step + 1.0)))
@@ -677,7 +477,7 @@ def _adabound_loop(param, grad, state, column, common, hp, step, amsbound):
     exp_avg_sq = state[1, column : column + param.size]
     max_exp_avg_sq = state[2, column : column + param.size]
     for j in range(param.size):
-        g = _gradient(grad[j], param[j], factor, clip, l1)
+        g = gradient(grad[j], param[j], factor, clip, l1)
         if l2 != 0:
             g = g + l2 * param[j]
         m = b1 * exp_avg[j] + one_minus_b1 * g
@@ -687,30 +487,8 @@ def _adabound_loop(param, grad, state, column, common, hp, step, amsbound):
         if amsbound:
             v = np.maximum(max_exp_avg_sq[j], v)
             max_exp_avg_sq[j] = v
-        rate = _clamp(step_size / (np.sqrt(v) + eps), lower, upper)
+        rate = clamp(step_size / (np.sqrt(v) + eps), lower, upper)
         param[j] = param[j] - rate * m
-
-
-@njit(**UNFUSED)
-def adabound_serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adabound_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**UNFUSED_PARALLEL)
-def adabound_parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    _count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        param, grad, column, step, common, hp = _chunk(k, work, addresses, state, hyper, steps)
-        saved = flush_begin(common[FLUSH])
-        _adabound_chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ _PALETTE = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2]]
 def colors(names):
     """A colour per name of ``names``: an optimizer keeps its registry position (the same colour
     in every figure of a report), other names follow in the order given."""
-    known = [info.name for info in registry.OPTIMIZERS]
+    known = list(registry.names())
     extra = [name for name in dict.fromkeys(names) if name not in known]
     order = known + extra
     return {name: _PALETTE[order.index(name) % len(_PALETTE)] for name in names}

@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from .. import registry
 
-ALL_OPTIMIZERS = tuple(info.name for info in registry.OPTIMIZERS)
+ALL_OPTIMIZERS = tuple(spec.name for spec in registry.OPTIMIZERS)
 # One grid for every optimizer, half-decades from 1e-5 to 1: wide enough for sign-based Lion
 # (registry lr 1e-4, yet 1e-2 on the 2-D problems) and for SGD, which the sweep's default grid
 # (each registry lr times 10**-2 .. 10) leaves at the edge.

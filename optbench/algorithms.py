@@ -1,0 +1,513 @@
+"""The built-in optimizers, one :class:`~optbench.spec.OptimizerSpec` each.
+
+Names, options, defaults and formulas are those of ``torch.optim`` (torch 2.13), or of the
+paper where torch has no such optimizer (Lion, AdaBound). Each spec names its chunk kernel
+(``optbench.kernels.optimizers``), its NumPy oracle (``optbench.reference.optimizers``) and its
+in-place NumPy peer (``optbench.reference.inplace``).
+
+``converges`` holds one reasonable setting per built-in problem, chosen from a log grid of
+learning rates (1e-4 ... 1) inside the range that converges, not at its edge; defaults
+otherwise, except SGD's momentum on Rosenbrock (plain gradient descent needs ~3e4 steps down the
+valley) and AdaBound's ``final_lr`` there (its SGD phase at the default 0.1 diverges on
+curvature ~1000).
+"""
+
+import dataclasses
+
+from .kernels import optimizers as kernels
+from .reference import inplace
+from .reference import optimizers as reference
+from .spec import (
+    Constant,
+    ErrorInput,
+    Flag,
+    GroupScalar,
+    LogUniform,
+    OptimizerSpec,
+    Real,
+    Reals,
+    State,
+    Uniform,
+    Variant,
+)
+
+MAXIMIZE = Flag("maximize", False, kernel=False, keyword_only=True, doc="ascend instead")
+BETAS = Reals("betas", (0.9, 0.999), names=("beta1", "beta2"), doc="moment decay rates")
+LR_SPACE = LogUniform(1e-5, 1.0)
+ADAPTIVE_SPACE = {
+    "lr": LogUniform(1e-5, 1e-1),
+    "betas": Uniform(0.5, 0.999),
+    "weight_decay": LogUniform(1e-6, 1e-1),
+}
+BETA_ERRORS = (
+    ErrorInput({"betas": (1.0, 0.9)}, ValueError, r"betas\[0\]"),
+    ErrorInput({"betas": (0.9, -0.1)}, ValueError, r"betas\[1\]"),
+    ErrorInput({"betas": (0.9,)}, TypeError, "betas"),
+    ErrorInput({"betas": 0.9}, TypeError, "betas"),
+)
+LR_ERRORS = (
+    ErrorInput({"lr": -1.0}, ValueError, "lr must be a finite number >= 0"),
+    ErrorInput({"lr": float("nan")}, ValueError, "lr"),
+    ErrorInput({"lr": "0.1"}, TypeError, "lr must be a real number"),
+)
+
+
+def _sgd_check(options):
+    if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
+        raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
+
+
+SGD = OptimizerSpec(
+    name="sgd",
+    class_name="SGD",
+    summary="Stochastic gradient descent with momentum, as ``torch.optim.SGD``.",
+    doc=r"""
+    .. math::
+        g_t &= \pm\nabla_t + \lambda p_{t-1} \\
+        b_t &= \mu b_{t-1} + (1 - \tau) g_t \quad (b_1 = g_1) \\
+        p_t &= p_{t-1} - \gamma\,(g_t + \mu b_t \text{ if nesterov else } b_t)
+
+    Without momentum (``mu = 0``) the step is ``p -= lr * g``. ``dampening = momentum`` gives
+    the exponential moving average ``b = rho b + (1 - rho) g`` of the lecture notes (from step
+    2; torch starts the buffer at ``b_1 = g_1``).
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3, doc="learning rate"),
+        Real("momentum", 0.0),
+        Real("dampening", 0.0, high=1.0),
+        Real("weight_decay", 0.0, doc="L2 penalty added to the gradient"),
+        Flag("nesterov", False, doc="needs momentum > 0 and dampening = 0"),
+        MAXIMIZE,
+    ),
+    state=(State("momentum_buffer", used_when="momentum"),),
+    chunk=kernels.sgd_chunk,
+    reference=reference.sgd,
+    lr=1e-2,
+    variants=(
+        Variant("default", {}, "plain gradient descent"),
+        Variant("momentum", {"momentum": 0.9}, "heavy ball"),
+        Variant("dampening", {"momentum": 0.9, "dampening": 0.9}, "an average of gradients"),
+        Variant("nesterov", {"momentum": 0.9, "nesterov": True}, "Nesterov momentum"),
+        Variant(
+            "everything",
+            {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.1, "maximize": True},
+            "every option at once",
+        ),
+        Variant("weight_decay", {"weight_decay": 0.1}, "L2 penalty without momentum"),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"nesterov": True}, ValueError, "nesterov"),
+        ErrorInput({"nesterov": True, "momentum": 0.9, "dampening": 0.1}, ValueError, "nesterov"),
+        ErrorInput({"dampening": 1.5}, ValueError, "dampening"),
+        ErrorInput({"momentum": -0.1}, ValueError, "momentum"),
+    ),
+    converges={
+        "quadratic": {"lr": 0.1},
+        "rosenbrock": {"lr": 1e-3, "momentum": 0.9},
+    },
+    search_space={"lr": LR_SPACE, "momentum": Uniform(0.0, 0.99)},
+    torch_peer="SGD",
+    inplace_peer=inplace.sgd,
+    check=_sgd_check,
+)
+
+ADAGRAD = OptimizerSpec(
+    name="adagrad",
+    class_name="Adagrad",
+    summary="Adagrad (Duchi et al. 2011), as ``torch.optim.Adagrad``.",
+    doc=r"""
+    .. math::
+        \tilde\gamma_t = \gamma / (1 + (t - 1)\eta), \quad
+        s_t = s_{t-1} + g_t^2, \quad
+        p_t = p_{t-1} - \tilde\gamma_t\, g_t / (\sqrt{s_t} + \epsilon)
+
+    with ``g_t`` the (sign-flipped if ``maximize``) gradient plus ``weight_decay * p``.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-2),
+        Real("lr_decay", 0.0),
+        Real("weight_decay", 0.0),
+        Real("initial_accumulator_value", 0.0, kernel=False, doc="s_0"),
+        Real("eps", 1e-10),
+        MAXIMIZE,
+    ),
+    state=(State("sum", initial="initial_accumulator_value"),),
+    chunk=kernels.adagrad_chunk,
+    reference=reference.adagrad,
+    lr=1e-2,
+    variants=(
+        Variant("default", {}),
+        Variant("lr_decay", {"lr_decay": 0.05}, "a decaying learning rate"),
+        Variant("accumulator", {"initial_accumulator_value": 0.5, "eps": 1e-3}, "s_0 > 0"),
+        Variant(
+            "everything",
+            {"weight_decay": 0.1, "maximize": True, "lr_decay": 0.01},
+            "decay, maximize and lr decay",
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"initial_accumulator_value": -1.0}, ValueError, "initial_accumulator_value"),
+        ErrorInput({"lr_decay": -1.0}, ValueError, "lr_decay"),
+    ),
+    converges={"quadratic": {"lr": 0.3}, "rosenbrock": {"lr": 0.5}},
+    search_space={"lr": LR_SPACE, "eps": LogUniform(1e-10, 1e-3)},
+    torch_peer="Adagrad",
+    inplace_peer=inplace.adagrad,
+)
+
+RMSPROP = OptimizerSpec(
+    name="rmsprop",
+    class_name="RMSprop",
+    summary="RMSprop (Hinton 2012), optionally centered (Graves 2013), as ``torch.optim.RMSprop``.",
+    doc=r"""
+    .. math::
+        v_t &= \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+        \bar g_t &= \alpha \bar g_{t-1} + (1 - \alpha) g_t \quad \text{(centered)} \\
+        d_t &= \sqrt{v_t - \bar g_t^2} + \epsilon \text{ (centered) or } \sqrt{v_t} + \epsilon \\
+        b_t &= \mu b_{t-1} + g_t / d_t, \quad p_t = p_{t-1} - \gamma b_t \quad (\mu > 0) \\
+        p_t &= p_{t-1} - \gamma g_t / d_t \quad (\mu = 0)
+    """,
+    hyperparameters=(
+        Real("lr", 1e-2),
+        Real("alpha", 0.99, high=1.0, doc="decay of the squared-gradient average"),
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0),
+        Real("momentum", 0.0),
+        Flag("centered", False),
+        MAXIMIZE,
+    ),
+    state=(
+        State("square_avg"),
+        State("momentum_buffer", used_when="momentum"),
+        State("grad_avg", used_when="centered"),
+    ),
+    chunk=kernels.rmsprop_chunk,
+    reference=reference.rmsprop,
+    lr=1e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("centered", {"centered": True}),
+        Variant("momentum", {"momentum": 0.9}),
+        Variant("centered_momentum", {"momentum": 0.9, "centered": True, "weight_decay": 0.1}),
+        Variant("everything", {"alpha": 0.5, "eps": 1e-3, "maximize": True}),
+    ),
+    error_inputs=(*LR_ERRORS, ErrorInput({"alpha": 1.01}, ValueError, "alpha")),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 1e-3}},
+    search_space={"lr": LR_SPACE, "alpha": Uniform(0.9, 0.999), "momentum": Uniform(0.0, 0.99)},
+    torch_peer="RMSprop",
+    inplace_peer=inplace.rmsprop,
+)
+
+ADAM = OptimizerSpec(
+    name="adam",
+    class_name="Adam",
+    summary="Adam (Kingma & Ba 2015) and AMSGrad (Reddi et al. 2018), as ``torch.optim.Adam``.",
+    doc=r"""
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2
+            \quad (\text{amsgrad: } v_t \leftarrow \max(v^{\max}_{t-1}, v_t)) \\
+        p_t &= p_{t-1} - \frac{\gamma}{1 - \beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    ``weight_decay`` adds ``lambda p`` to the gradient, or with ``decoupled_weight_decay``
+    multiplies ``p`` by ``1 - gamma lambda`` before the update (AdamW).
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3),
+        BETAS,
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0),
+        Flag("amsgrad", False),
+        MAXIMIZE,
+        Flag("decoupled_weight_decay", False, keyword_only=True, doc="AdamW's decay"),
+    ),
+    state=(
+        State("exp_avg"),
+        State("exp_avg_sq"),
+        State("max_exp_avg_sq", used_when="amsgrad"),
+    ),
+    chunk=kernels.adam_chunk,
+    reference=reference.adam,
+    lr=1e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("amsgrad", {"amsgrad": True}),
+        Variant("l2", {"weight_decay": 0.1}, "L2 penalty in the gradient"),
+        Variant("decoupled", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+        Variant(
+            "everything", {"betas": (0.5, 0.9), "eps": 1e-3, "maximize": True, "amsgrad": True}
+        ),
+    ),
+    error_inputs=(*LR_ERRORS, *BETA_ERRORS, ErrorInput({"eps": -1e-8}, ValueError, "eps")),
+    converges={"quadratic": {"lr": 3e-2}, "rosenbrock": {"lr": 2e-2}},
+    search_space=ADAPTIVE_SPACE,
+    torch_peer="Adam",
+    inplace_peer=inplace.adam,
+)
+
+ADAMW = dataclasses.replace(
+    ADAM,
+    name="adamw",
+    class_name="AdamW",
+    summary="AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay, as torch's AdamW.",
+    doc="""
+    Each step first shrinks the parameters, ``p <- p (1 - gamma lambda)``, then applies the
+    Adam update without any L2 term in the gradient.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3),
+        BETAS,
+        Real("eps", 1e-8),
+        Real("weight_decay", 1e-2),
+        Flag("amsgrad", False),
+        MAXIMIZE,
+        Constant("decoupled_weight_decay", True, doc="AdamW always decouples weight decay"),
+    ),
+    variants=(
+        Variant("default", {}),
+        Variant("amsgrad", {"amsgrad": True}),
+        Variant("maximize", {"weight_decay": 0.5, "maximize": True}),
+        Variant("no_decay", {"weight_decay": 0.0}),
+    ),
+    converges={"quadratic": {"lr": 3e-2}, "rosenbrock": {"lr": 1e-2}},
+    torch_peer="AdamW",
+)
+
+ADAMAX = OptimizerSpec(
+    name="adamax",
+    class_name="Adamax",
+    summary="Adamax (Kingma & Ba 2015, section 7.1): Adam with the infinity norm, as torch's.",
+    doc=r"""
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \quad
+        p_t = p_{t-1} - \frac{\gamma}{1 - \beta_1^t} \frac{m_t}{u_t}
+    """,
+    hyperparameters=(
+        Real("lr", 2e-3),
+        BETAS,
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0, doc="L2 penalty added to the gradient"),
+        MAXIMIZE,
+    ),
+    state=(State("exp_avg"), State("exp_inf")),
+    chunk=kernels.adamax_chunk,
+    reference=reference.adamax,
+    lr=2e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("l2", {"weight_decay": 0.1}),
+        Variant("everything", {"betas": (0.5, 0.6), "eps": 1e-3, "maximize": True}),
+    ),
+    error_inputs=(*LR_ERRORS, *BETA_ERRORS),
+    converges={"quadratic": {"lr": 0.1}, "rosenbrock": {"lr": 0.1}},
+    search_space=ADAPTIVE_SPACE,
+    torch_peer="Adamax",
+    inplace_peer=inplace.adamax,
+)
+
+RADAM = OptimizerSpec(
+    name="radam",
+    class_name="RAdam",
+    summary="Rectified Adam (Liu et al. 2020), as ``torch.optim.RAdam``.",
+    doc=r"""
+    Adam's moments; with :math:`\rho_\infty = 2/(1-\beta_2) - 1` and
+    :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`, the step is
+    :math:`\hat m_t \gamma` (SGD with momentum) while :math:`\rho_t \le 5`, and afterwards
+
+    .. math::
+        p_t &= p_{t-1} - \hat m_t \gamma \frac{\sqrt{1 - \beta_2^t}}{\sqrt{v_t} + \epsilon} r_t \\
+        r_t &= \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
+                          {(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+
+    With the default betas the switch happens at step 6.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3),
+        BETAS,
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0),
+        Flag("decoupled_weight_decay", False, doc="AdamW-style decay instead of L2"),
+        MAXIMIZE,
+    ),
+    state=(State("exp_avg"), State("exp_avg_sq")),
+    chunk=kernels.radam_chunk,
+    reference=reference.radam,
+    lr=1e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("l2", {"weight_decay": 0.1}),
+        Variant("decoupled", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+        # rho_t > 5 from step 2 with beta2 = 0.5: no warm-up phase
+        Variant("no_warmup", {"betas": (0.8, 0.5), "eps": 1e-3, "maximize": True}),
+    ),
+    error_inputs=(*LR_ERRORS, *BETA_ERRORS),
+    converges={"quadratic": {"lr": 0.1}, "rosenbrock": {"lr": 2e-3}},
+    search_space=ADAPTIVE_SPACE,
+    torch_peer="RAdam",
+    inplace_peer=inplace.radam,
+    inplace_scratch=2,
+)
+
+LION = OptimizerSpec(
+    name="lion",
+    class_name="Lion",
+    summary="Lion (Chen et al. 2023): the sign of an interpolated momentum, with decoupled decay.",
+    doc=r"""
+    .. math::
+        c_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        p_t &= p_{t-1} (1 - \gamma\lambda) - \gamma\,\mathrm{sign}(c_t) \\
+        m_t &= \beta_2 m_{t-1} + (1 - \beta_2) g_t
+
+    Every element moves by exactly ``lr`` (plus decay), so ``lr`` is typically 3-10x smaller
+    than AdamW's and ``weight_decay`` as much larger.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-4),
+        Reals("betas", (0.9, 0.99), names=("beta1", "beta2")),
+        Real("weight_decay", 0.0),
+        MAXIMIZE,
+    ),
+    state=(State("exp_avg"),),
+    chunk=kernels.lion_chunk,
+    reference=reference.lion,
+    lr=1e-4,
+    variants=(
+        Variant("default", {}),
+        Variant("decay", {"weight_decay": 0.5}),
+        Variant("everything", {"betas": (0.5, 0.7), "maximize": True, "weight_decay": 0.1}),
+    ),
+    error_inputs=(*LR_ERRORS, *BETA_ERRORS),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 1e-3}},
+    search_space={**ADAPTIVE_SPACE, "lr": LogUniform(1e-6, 1e-2)},
+    inplace_peer=inplace.lion,
+    inplace_scratch=2,
+)
+
+
+def _nadam_coefficients(options, step, scalars):
+    """torch's NAdam schedule: ``mu_t = beta1 (1 - 0.5 * 0.96**(t psi))``, ``P_t = P_{t-1}
+    mu_t``; returns ``lr (1 - mu_t) / (1 - P_t)`` and ``lr mu_{t+1} / (1 - P_t mu_{t+1})``."""
+    beta1, psi, lr = options["betas"][0], options["momentum_decay"], options["lr"]
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+    product = scalars["mu_product"] * mu
+    scalars["mu_product"] = product
+    return lr * (1.0 - mu) / (1.0 - product), lr * mu_next / (1.0 - product * mu_next)
+
+
+NADAM = OptimizerSpec(
+    name="nadam",
+    class_name="NAdam",
+    summary="NAdam (Dozat 2016): Adam with Nesterov momentum, as ``torch.optim.NAdam``.",
+    doc=r"""
+    .. math::
+        \mu_t &= \beta_1 (1 - \tfrac12 0.96^{t\psi}), \quad P_t = \textstyle\prod_{i \le t} \mu_i \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \quad
+        d_t = \sqrt{v_t / (1 - \beta_2^t)} + \epsilon \\
+        p_t &= p_{t-1} - \gamma \frac{1 - \mu_t}{1 - P_t} \frac{g_t}{d_t}
+              - \gamma \frac{\mu_{t+1}}{1 - P_t \mu_{t+1}} \frac{m_t}{d_t}
+
+    The product :math:`P_t` is kept per group in float64 and listed per array as
+    ``mu_product`` in ``state_dict``, as torch does.
+    """,
+    hyperparameters=(
+        Real("lr", 2e-3),
+        BETAS,
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0),
+        Real("momentum_decay", 4e-3, kernel=False, doc="psi"),
+        Flag("decoupled_weight_decay", False, doc="AdamW-style decay (NAdamW)"),
+        MAXIMIZE,
+    ),
+    state=(State("exp_avg"), State("exp_avg_sq")),
+    chunk=kernels.nadam_chunk,
+    reference=reference.nadam,
+    lr=2e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("l2", {"weight_decay": 0.1}),
+        Variant("decoupled", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+        Variant(
+            "everything",
+            {"betas": (0.5, 0.9), "momentum_decay": 0.1, "eps": 1e-3, "maximize": True},
+        ),
+    ),
+    error_inputs=(*LR_ERRORS, *BETA_ERRORS, ErrorInput({"momentum_decay": -1.0})),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 1e-2}},
+    search_space=ADAPTIVE_SPACE,
+    torch_peer="NAdam",
+    inplace_peer=inplace.nadam,
+    inplace_scratch=2,
+    derived=("grad_coefficient", "avg_coefficient"),
+    group_scalars=(GroupScalar("mu_product", 1.0, low=0.0, high=1.0),),
+    prepare_step=_nadam_coefficients,
+)
+
+ADABOUND = OptimizerSpec(
+    name="adabound",
+    class_name="AdaBound",
+    summary="AdaBound and AMSBound (Luo et al. 2019): Adam with dynamic bounds on the step size.",
+    doc=r"""
+    .. math::
+        \eta_t &= \gamma_{lr} \sqrt{1 - \beta_2^t} / (1 - \beta_1^t), \quad
+        f = \text{final\_lr} \cdot \gamma_{lr} / \text{base\_lr} \\
+        p_t &= p_{t-1} - \mathrm{clip}\Big(\frac{\eta_t}{\sqrt{v_t} + \epsilon},\,
+              f\big(1 - \tfrac{1}{\gamma t + 1}\big),\,
+              f\big(1 + \tfrac{1}{\gamma t}\big)\Big)\, m_t
+
+    The bounds converge to ``f``: AdaBound starts like Adam and ends like SGD at rate ``f``.
+    ``base_lr`` is the group's ``lr`` at construction (a schedule that lowers ``lr`` lowers the
+    final rate with it, as in the paper's code).
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3),
+        BETAS,
+        Real("final_lr", 0.1),
+        Real("gamma", 1e-3, high=1.0, high_open=True, doc="convergence speed of the bounds"),
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0),
+        Flag("amsbound", False),
+        MAXIMIZE,
+        Real(
+            "base_lr",
+            None,
+            low_open=True,
+            in_signature=False,
+            default_from="lr",
+            doc="the lr that final_lr is relative to; by default the lr at construction",
+        ),
+    ),
+    state=(
+        State("exp_avg"),
+        State("exp_avg_sq"),
+        State("max_exp_avg_sq", used_when="amsbound"),
+    ),
+    chunk=kernels.adabound_chunk,
+    reference=reference.adabound,
+    lr=1e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("amsbound", {"amsbound": True}),
+        Variant("decay", {"weight_decay": 0.1, "final_lr": 0.01}),
+        # gamma = 0.5 closes the bounds within the test's steps
+        Variant(
+            "everything", {"gamma": 0.5, "betas": (0.5, 0.9), "maximize": True, "amsbound": True}
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        *BETA_ERRORS,
+        ErrorInput({"gamma": 1.0}, ValueError, "gamma"),
+        ErrorInput({"lr": 0.0}, ValueError, "base_lr"),
+    ),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 3e-2, "final_lr": 1e-3}},
+    search_space={**ADAPTIVE_SPACE, "final_lr": LogUniform(1e-3, 1.0)},
+    inplace_peer=inplace.adabound,
+)
+
+BUILTIN = (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, RADAM, LION, NADAM, ADABOUND)

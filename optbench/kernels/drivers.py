@@ -1,0 +1,197 @@
+"""The serial and parallel drivers of an optimizer, made from its chunk kernel.
+
+An optimizer's algorithm is one Numba function that updates one contiguous run of one array::
+
+    chunk(param, grad, state, column, common, hp, step)
+
+param, grad : 1-D views of the run's elements (C-contiguous, the array's dtype).
+state : the bucket's whole state table (n_state, total_elements); the run's buffers are the
+    views ``state[row, column:column + param.size]``, rows in the spec's state order.
+column : the run's first column in ``state``.
+common : float64 (COMMON,): ``grad_scale, clip_value, l1, maximize, flush_denormals``, read
+    through ``optbench.kernels.optimizers.gradient_options`` and ``gradient``.
+hp : float64: the spec's kernel row (``spec.kernel_names``).
+step : the array's step number, 1 on the first step.
+
+:func:`drivers` returns ``(serial, parallel)``, both with the calling convention of
+``optbench.kernels.optimizers``: ``kernel(work, param_addresses, grad_addresses, state, hyper,
+steps)``; the serial one runs the work table's chunks in order on the calling thread, the
+parallel one spreads them over Numba's threads, and both give bitwise identical results.
+
+The drivers are written out as a small module in the cache folder and imported from there, so
+that Numba caches their machine code on disk as it does any other kernel's. A closure over the
+chunk would be compiled again in every process: Numba's cache key hashes a closure's contents,
+and a Numba function's pickled form carries an identifier drawn anew in each process. The
+module's file name holds a hash of the chunk's source file and of optbench's kernel sources,
+since Numba checks a cached function against its own file only: editing the chunk or a helper
+it inlines gives a new module, never stale machine code. A chunk that no module exports (one
+defined inside a function, or in a script) gets drivers compiled in the process, uncached.
+"""
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+from numba import njit
+
+from ._config import UNFUSED, UNFUSED_INLINE, UNFUSED_PARALLEL
+from ._pointers import view
+
+# hyper values every algorithm reads first: grad_scale, clip_value, l1, maximize, flush_denormals
+COMMON = 5
+FLUSH = 4
+
+_TEMPLATE = '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
+
+from numba import njit, prange
+
+from optbench.kernels._fpenv import flush_begin, flush_end
+from optbench.kernels.drivers import FLUSH, chunk_arguments, count_step
+{import_line}
+
+
+@njit(**SERIAL_OPTIONS)
+def serial(work, param_addresses, grad_addresses, state, hyper, steps):
+    count_step(steps)
+    addresses = (param_addresses, grad_addresses)
+    for k in range(work.shape[0]):
+        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
+        param, grad, column, step, common, hp = arguments
+        saved = flush_begin(common[FLUSH])
+        chunk(param, grad, state, column, common, hp, step)
+        flush_end(saved)
+
+
+@njit(**PARALLEL_OPTIONS)
+def parallel(work, param_addresses, grad_addresses, state, hyper, steps):
+    count_step(steps)
+    addresses = (param_addresses, grad_addresses)
+    for k in prange(work.shape[0]):
+        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
+        param, grad, column, step, common, hp = arguments
+        saved = flush_begin(common[FLUSH])
+        chunk(param, grad, state, column, common, hp, step)
+        flush_end(saved)
+'''
+
+_made = {}
+
+
+@njit(**UNFUSED_INLINE)
+def count_step(steps):
+    for array in range(steps.size):
+        steps[array] += 1
+
+
+@njit(**UNFUSED_INLINE)
+def chunk_arguments(k, work, addresses, state, hyper, steps):
+    """Chunk ``k``: (param view, grad view, state column, step, common hyper, own hyper).
+
+    ``addresses`` is the pair (param_addresses, grad_addresses); the hyper row of the chunk's
+    group is split into the ``COMMON`` values every algorithm reads and the algorithm's own.
+    """
+    array, start, stop, group = work[k, 0], work[k, 1], work[k, 2], work[k, 4]
+    param = view(addresses[0][array], start, stop, state)
+    grad = view(addresses[1][array], start, stop, state)
+    row = hyper[group]
+    return param, grad, work[k, 3], steps[array], row[:COMMON], row[COMMON:]
+
+
+def drivers(chunk):
+    """``(serial, parallel)`` drivers of the Numba function ``chunk`` (made once per process)."""
+    made = _made.get(chunk)
+    if made is None:
+        made = _made[chunk] = _from_cached_module(chunk) or _compiled_here(chunk)
+    return made
+
+
+def cache_folder():
+    """Where generated modules live: ``$OPTBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/optbench``
+    (``~/.cache/optbench``), else a folder in the temporary directory when that is not
+    writable."""
+    configured = os.environ.get("OPTBENCH_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "optbench"
+
+
+def _exported(chunk):
+    """``(module name, attribute)`` under which ``chunk`` can be imported, or None."""
+    module_name, name = getattr(chunk, "__module__", None), getattr(chunk, "__name__", None)
+    module = sys.modules.get(module_name)
+    if module_name in (None, "__main__") or getattr(module, name, None) is not chunk:
+        return None
+    return module_name, name
+
+
+def _source_digest(chunk):
+    """Hash of the chunk's source file, optbench's kernel sources and the template."""
+    digest = hashlib.sha256(_TEMPLATE.encode())
+    digest.update(numba.__version__.encode())
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    sources.append(Path(chunk.py_func.__code__.co_filename))
+    for path in sources:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _from_cached_module(chunk):
+    exported = _exported(chunk)
+    if exported is None:
+        return None
+    module_name, name = exported
+    try:
+        digest = _source_digest(chunk)
+    except OSError:  # no source file to hash: nothing to check a cache against
+        return None
+    stem = f"{module_name.replace('.', '_')}__{name}__{digest}"
+    source = _TEMPLATE.format(
+        qualified=f"{module_name}.{name}",
+        import_line=f"from {module_name} import {name} as chunk",
+    )
+    path = _written(stem, source)
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location(f"optbench_drivers_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    module.SERIAL_OPTIONS = UNFUSED
+    module.PARALLEL_OPTIONS = UNFUSED_PARALLEL
+    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module
+    return module.serial, module.parallel
+
+
+def _written(stem, source):
+    """The path of ``stem``.py holding ``source``, written atomically once; None if no cache
+    folder is writable."""
+    for folder in (cache_folder(), Path(tempfile.gettempdir()) / f"optbench-{os.getuid()}"):
+        folder = folder / "drivers"
+        path = folder / f"{stem}.py"
+        if path.exists():
+            return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                file.write(source)
+            os.replace(temporary, path)
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def _compiled_here(chunk):
+    namespace = {
+        "chunk": chunk,
+        "SERIAL_OPTIONS": {**UNFUSED, "cache": False},
+        "PARALLEL_OPTIONS": {**UNFUSED_PARALLEL, "cache": False},
+    }
+    source = _TEMPLATE.format(qualified=getattr(chunk, "__name__", "chunk"), import_line="")
+    exec(compile(source, f"<drivers of {chunk!r}>", "exec"), namespace)
+    return namespace["serial"], namespace["parallel"]

@@ -1,0 +1,417 @@
+"""The declaration of an optimizer: one :class:`OptimizerSpec` from which optbench derives the
+class (its signature, validation and docstring), the kernels' hyperparameter row, the state
+table, the generic tests, the benchmark grids and the reports.
+
+A spec states by name what the kernel reads by position:
+
+* ``hyperparameters``, in the order of the torch-style constructor; those with ``kernel=True``
+  form the kernel's row ``hp`` in that order (a :class:`Reals` gives one value per element),
+  followed by the ``derived`` values that ``prepare_step`` computes before every step;
+* ``state``, the buffers of parameter size, in the order of the kernel's ``state`` rows.
+
+``spec.kernel_names`` and ``spec.state_names`` list both, so that a chunk kernel can be checked
+against them by eye. ``dataclasses.replace(spec, name=..., ...)`` declares a new optimizer.
+"""
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from types import MappingProxyType
+
+from . import validation
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
+CLASS_NAME_PATTERN = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
+# options of every optimizer, handled by the base class (see optbench.optim)
+COMMON_OPTIONS = ("maximize", "clip_value", "l1", "max_norm")
+
+
+class SpecError(ValueError):
+    """A malformed spec; the message names the spec and the field."""
+
+
+# --------------------------------------------------------------------------------------------
+# hyperparameters
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One option of a parameter group.
+
+    name : the option's name (a Python identifier).
+    default : its default value.
+    kernel : whether the chunk kernel reads it (its values join the row ``hp``).
+    keyword_only : placed after ``*`` in the constructor's signature.
+    in_signature : a constructor argument (False: set only through a group dict).
+    default_from : when the value is ``None`` as a group is created, that option's value is
+        used instead (AdaBound's ``base_lr`` is the group's ``lr`` at construction).
+    doc : one line for the class docstring.
+    """
+
+    name: str
+    default: object
+    _: KW_ONLY
+    kernel: bool = True
+    keyword_only: bool = False
+    in_signature: bool = True
+    default_from: str | None = None
+    doc: str = ""
+
+    @property
+    def kernel_names(self):
+        """Names of the values this option gives the kernel's row, in order."""
+        return (self.name,) if self.kernel else ()
+
+    def kernel_values(self, value):
+        """Validate ``value``; return the floats the kernel reads (raise naming the option)."""
+        raise NotImplementedError
+
+    def describe(self):
+        """``"float in [0, 1) (default 0.9)"``: the docstring's line for this option."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Real(Hyperparameter):
+    """A finite real number in ``[low, high]`` (either end open when asked)."""
+
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def kernel_values(self, value):
+        return (validation.real(self.name, value, self.low, self.high, **self._ends),)
+
+    @property
+    def _ends(self):
+        return {"low_open": self.low_open, "high_open": self.high_open}
+
+    def describe(self):
+        interval = validation.interval(self.low, self.high, **self._ends)
+        return f"float, {interval} (default {self.default!r})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flag(Hyperparameter):
+    """``True`` or ``False``; the kernel reads 1.0 or 0.0."""
+
+    def kernel_values(self, value):
+        return (float(validation.flag(self.name, value)),)
+
+    def describe(self):
+        return f"bool (default {self.default!r})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reals(Hyperparameter):
+    """A tuple of real numbers, each in ``[low, high]`` (``betas``); the kernel reads each,
+    named ``names`` (by default ``name[0]``, ``name[1]``, ...)."""
+
+    low: float = 0.0
+    high: float = 1.0
+    low_open: bool = False
+    high_open: bool = True
+    names: tuple[str, ...] = ()
+
+    @property
+    def kernel_names(self):
+        if not self.kernel:
+            return ()
+        return self.names or tuple(f"{self.name}[{i}]" for i in range(len(self.default)))
+
+    def kernel_values(self, value):
+        size = len(self.default)
+        if not isinstance(value, tuple | list) or len(value) != size:
+            raise TypeError(f"{self.name} must be a tuple of {size} numbers, got {value!r}")
+        ends = {"low_open": self.low_open, "high_open": self.high_open}
+        return tuple(
+            validation.real(f"{self.name}[{i}]", v, self.low, self.high, **ends)
+            for i, v in enumerate(value)
+        )
+
+    def describe(self):
+        ends = {"low_open": self.low_open, "high_open": self.high_open}
+        interval = validation.interval(self.low, self.high, **ends)
+        return f"tuple of {len(self.default)} floats, each {interval} (default {self.default!r})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Constant(Hyperparameter):
+    """An option fixed at its default (AdamW's ``decoupled_weight_decay=True``): listed in the
+    groups and the state dict, read by the kernel, refused at any other value (``doc`` says
+    why)."""
+
+    in_signature: bool = False
+
+    def kernel_values(self, value):
+        if value is not self.default and value != self.default:
+            raise ValueError(f"{self.name} must be {self.default!r}: {self.doc}, got {value!r}")
+        return (float(self.default),)
+
+    def describe(self):
+        return f"always {self.default!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# state
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class State:
+    """A state buffer of the parameter's size, named as in torch's ``state_dict``.
+
+    used_when : the option whose true (non-zero) value makes the kernel use this buffer; None
+        for a buffer always in use. Unused buffers are left out of ``state_dict``.
+    initial : the buffer's value before the first step: a number, or the name of the option
+        holding it (Adagrad's ``initial_accumulator_value``).
+    """
+
+    name: str
+    used_when: str | None = None
+    initial: float | str = 0.0
+
+
+@dataclass(frozen=True)
+class GroupScalar:
+    """A float64 value per parameter group that ``prepare_step`` updates (NAdam's product of
+    momentum factors); listed per array in ``state_dict``, as torch lists it."""
+
+    name: str
+    initial: float = 0.0
+    low: float = -math.inf
+    high: float = math.inf
+
+    def check(self, where, value):
+        return validation.real(f"{where}[{self.name!r}]", value, self.low, self.high)
+
+
+# --------------------------------------------------------------------------------------------
+# tests, tuning
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """Options that exercise part of the math; test ids read ``{spec.name}-{id}``."""
+
+    id: str
+    options: Mapping = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorInput:
+    """Constructor options that must be refused with ``error`` whose message matches ``match``
+    (a regular expression), before any array is touched."""
+
+    options: Mapping
+    error: type = ValueError
+    match: str = ""
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """``exp(uniform(log(low), log(high)))``: learning rates, eps, weight decay."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+
+DIMENSIONS = (LogUniform, Uniform, Choice)
+
+
+# --------------------------------------------------------------------------------------------
+# the spec
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class OptimizerSpec:
+    """Everything optbench needs to build, check, benchmark and report one optimizer.
+
+    name : lower-case name for the command line and result tables (``"adam"``).
+    class_name : the class's name in ``optbench.optim`` (``"Adam"``).
+    summary : one line: the algorithm and its source.
+    doc : the formula (reStructuredText math), for the class docstring.
+    hyperparameters : the options, in constructor order (see the module docstring).
+    state : the state buffers, in the kernel's row order.
+    chunk : the Numba chunk kernel ``chunk(param, grad, state, column, common, hp, step)``
+        (see ``optbench.kernels.drivers``).
+    reference : the NumPy oracle ``reference(param, grad, state, step, **options)``.
+    lr : a learning rate at which the optimizer makes steady progress on a unit-scale problem
+        (benchmarks and the quick report use it).
+    variants : option sets that together exercise every option that changes the math; the
+        first is the defaults.
+    error_inputs : options the constructor must refuse, with the message expected.
+    converges : ``{problem name: options}`` that reach the problem's optimum.
+    search_space : ``{option: LogUniform | Uniform | Choice}`` for tuning; ``lr`` at least.
+    torch_peer : the ``torch.optim`` class with the same algorithm, or None.
+    inplace_peer : ``update(param, grad, state, scratch, step, options)``, a NumPy version that
+        writes into preallocated buffers (``optbench.reference.inplace``), or None.
+    inplace_scratch : scratch buffers of parameter size ``inplace_peer`` needs.
+    check : ``check(options)`` raises ``ValueError`` for a combination of valid options that
+        the algorithm refuses (SGD's Nesterov without momentum), or None.
+    derived : names of the values ``prepare_step`` appends to the kernel row each step.
+    group_scalars : per-group float64 values ``prepare_step`` keeps.
+    prepare_step : ``prepare_step(options, step, scalars) -> derived values``, called once a
+        step is certain to run, with ``step`` the step about to be taken (1 first) and
+        ``scalars`` the group's dict of ``group_scalars``, which it updates in place.
+    """
+
+    name: str
+    class_name: str
+    summary: str
+    doc: str
+    hyperparameters: tuple[Hyperparameter, ...]
+    state: tuple[State, ...]
+    chunk: Callable
+    reference: Callable
+    lr: float
+    variants: tuple[Variant, ...] = (Variant("default", {}, "the defaults"),)
+    error_inputs: tuple[ErrorInput, ...] = ()
+    converges: Mapping = field(default_factory=dict)
+    search_space: Mapping = field(default_factory=dict)
+    torch_peer: str | None = None
+    inplace_peer: Callable | None = None
+    inplace_scratch: int = 1
+    check: Callable | None = None
+    derived: tuple[str, ...] = ()
+    group_scalars: tuple[GroupScalar, ...] = ()
+    prepare_step: Callable | None = None
+
+    def __post_init__(self):
+        for name in ("hyperparameters", "state", "variants", "error_inputs", "derived"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "group_scalars", tuple(self.group_scalars))
+        for name in ("converges", "search_space"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        _check_spec(self)
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def kernel_names(self):
+        """The kernel's hyperparameter row ``hp``, by name, in order."""
+        own = (n for h in self.hyperparameters for n in h.kernel_names)
+        return (*own, *self.derived)
+
+    @property
+    def state_names(self):
+        return tuple(s.name for s in self.state)
+
+    @property
+    def defaults(self):
+        """``{option: default}`` of every hyperparameter (``maximize`` included)."""
+        return {h.name: h.default for h in self.hyperparameters}
+
+    @property
+    def fused(self):
+        return self.chunk is not None
+
+    def hyperparameter(self, name):
+        for h in self.hyperparameters:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def kernel_row(self, group):
+        """Validate a group's options; return the kernel's row (``derived`` as NaN)."""
+        row = []
+        for h in self.hyperparameters:
+            values = h.kernel_values(group[h.name])
+            if h.kernel:
+                row.extend(values)
+        if self.check is not None:
+            self.check(group)
+        return (*row, *(math.nan for _ in self.derived))
+
+    def state_in_use(self, group):
+        """Names of the buffers the group's options use, in row order."""
+        return tuple(s.name for s in self.state if s.used_when is None or group[s.used_when])
+
+
+def _check_spec(spec):
+    """Raise :class:`SpecError` naming the spec and the field of the first malformation."""
+
+    def fail(what):
+        raise SpecError(f"optimizer spec {spec.name!r}: {what}")
+
+    if not isinstance(spec.name, str) or not NAME_PATTERN.match(spec.name):
+        fail("name must be lower-case letters, digits and '_', starting with a letter")
+    if not isinstance(spec.class_name, str) or not CLASS_NAME_PATTERN.match(spec.class_name):
+        fail("class_name must be a capitalized Python identifier")
+    if not all(isinstance(h, Hyperparameter) for h in spec.hyperparameters):
+        fail("hyperparameters must be Real, Flag, Reals or Constant declarations")
+    names = [h.name for h in spec.hyperparameters]
+    if len(set(names)) != len(names):
+        fail(f"hyperparameter names repeat: {names}")
+    for required in ("lr", "maximize"):
+        if required not in names:
+            fail(f"declares no {required!r} hyperparameter")
+    if spec.hyperparameter("maximize").kernel:
+        fail("'maximize' is applied by the base class: declare it with kernel=False")
+    clashes = set(names) & (set(COMMON_OPTIONS) - {"maximize"})
+    if clashes:
+        fail(f"hyperparameters {sorted(clashes)} are options of every optimizer")
+    for h in spec.hyperparameters:
+        if h.default_from is not None and h.default_from not in names:
+            fail(f"{h.name}.default_from names no hyperparameter: {h.default_from!r}")
+        if h.default is not None or h.default_from is None:
+            try:
+                h.kernel_values(h.default)
+            except (TypeError, ValueError) as error:
+                fail(f"the default of {h.name} is invalid: {error}")
+    states = [s.name for s in spec.state]
+    if len(set(states)) != len(states):
+        fail(f"state names repeat: {states}")
+    for s in spec.state:
+        if s.used_when is not None and s.used_when not in names:
+            fail(f"state {s.name!r}: used_when names no hyperparameter: {s.used_when!r}")
+        if isinstance(s.initial, str) and s.initial not in names:
+            fail(f"state {s.name!r}: initial names no hyperparameter: {s.initial!r}")
+    if not callable(spec.reference):
+        fail("reference must be a function")
+    if spec.chunk is not None and not callable(spec.chunk):
+        fail("chunk must be a Numba function")
+    if not (validation.is_real(spec.lr) and spec.lr > 0 and math.isfinite(spec.lr)):
+        fail(f"lr must be a finite number > 0, got {spec.lr!r}")
+    if bool(spec.derived) != (spec.prepare_step is not None):
+        fail("derived values need a prepare_step, and a prepare_step needs derived values")
+    if spec.group_scalars and spec.prepare_step is None:
+        fail("group_scalars need a prepare_step that updates them")
+    _check_examples(spec, names, fail)
+
+
+def _check_examples(spec, names, fail):
+    if not spec.variants:
+        fail("declares no variants (the first must be the defaults)")
+    ids = [v.id for v in spec.variants]
+    if len(set(ids)) != len(ids):
+        fail(f"variant ids repeat: {ids}")
+    allowed = set(names) | set(COMMON_OPTIONS)
+    for variant in spec.variants:
+        if not NAME_PATTERN.match(variant.id.replace("-", "_")):
+            fail(f"variant id {variant.id!r} must be lower-case words joined by '-' or '_'")
+        unknown = set(variant.options) - allowed
+        if unknown:
+            fail(f"variant {variant.id!r} sets unknown options {sorted(unknown)}")
+    for problem, options in spec.converges.items():
+        unknown = set(options) - allowed
+        if unknown:
+            fail(f"converges[{problem!r}] sets unknown options {sorted(unknown)}")
+    if "lr" not in spec.search_space:
+        fail("search_space must declare lr")
+    for option, dimension in spec.search_space.items():
+        if option not in names:
+            fail(f"search_space names no hyperparameter: {option!r}")
+        if not isinstance(dimension, DIMENSIONS):
+            fail(f"search_space[{option!r}] must be a LogUniform, Uniform or Choice")
+    for error_input in spec.error_inputs:
+        if not (isinstance(error_input.error, type) and issubclass(error_input.error, Exception)):
+            fail("every error input's error must be an exception class")

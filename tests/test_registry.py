@@ -1,0 +1,176 @@
+"""Specs, registration and plugins: a spec is one declaration, checked when it is made; plugins
+come in through entry points, and a broken one is left out with one warning naming it."""
+
+import dataclasses
+import inspect
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optbench import algorithms, optim, registry, spec, testing
+from optbench.reference import optimizers as reference
+
+PLUGIN_SOURCE = Path(__file__).parents[1] / "examples" / "optimizer-plugin" / "src"
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    """A registry without plugins or registrations, restored afterwards."""
+    monkeypatch.setattr(registry, "_registered", {})
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    return registry
+
+
+def fake_distribution(tmp_path, monkeypatch, entry_points):
+    """An installed distribution (a dist-info folder on sys.path) declaring ``entry_points``
+    ({name: "module:attribute"}) in optbench's group."""
+    dist = tmp_path / "site" / "fake_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugin\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+    (dist / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{lines}")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(PLUGIN_SOURCE))
+
+
+def test_kernel_names_and_state_names_come_from_the_declaration():
+    assert algorithms.ADAM.kernel_names == (
+        "lr",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "decoupled_weight_decay",
+    )
+    assert algorithms.NADAM.kernel_names[-2:] == ("grad_coefficient", "avg_coefficient")
+    assert algorithms.ADAGRAD.kernel_names == ("lr", "lr_decay", "weight_decay", "eps")
+    assert algorithms.ADAM.state_names == ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def test_class_signature_and_docstring_come_from_the_spec():
+    signature = inspect.signature(optim.SGD)
+    assert list(signature.parameters)[:6] == [
+        "params",
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "nesterov",
+    ]
+    assert signature.parameters["maximize"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert "decoupled_weight_decay" not in inspect.signature(optim.AdamW).parameters
+    assert "dampening : float, in [0.0, 1.0] (default 0.0)" in optim.SGD.__doc__
+    with pytest.raises(TypeError, match="unexpected keyword argument 'betas2'"):
+        optim.Adam([np.zeros(2)], betas2=0.9)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"name": "Adam 2"}, "name must be lower-case"),
+        ({"class_name": "adam2"}, "class_name"),
+        ({"lr": -1.0}, "lr must be"),
+        ({"state": (spec.State("m"), spec.State("m"))}, "state names repeat"),
+        ({"state": (spec.State("m", used_when="nothing"),)}, "used_when"),
+        ({"variants": ()}, "no variants"),
+        ({"variants": (spec.Variant("x", {"bogus": 1}),)}, "unknown options"),
+        ({"search_space": {}}, "search_space must declare lr"),
+        ({"search_space": {"lr": (1e-3, 1)}}, "LogUniform"),
+        ({"derived": ("c",)}, "prepare_step"),
+        ({"hyperparameters": algorithms.ADAM.hyperparameters[1:]}, "no 'lr'"),
+        ({"hyperparameters": (spec.Real("lr", -1.0), algorithms.MAXIMIZE)}, "default of lr"),
+    ],
+)
+def test_malformed_specs_are_refused_naming_the_spec(changes, match):
+    with pytest.raises(spec.SpecError, match=rf"optimizer spec .*{match}"):
+        dataclasses.replace(algorithms.ADAM, **changes)
+
+
+def test_a_replaced_spec_is_a_new_optimizer_everywhere(clean_registry, rng):
+    """A spec never seen before (dataclasses.replace) passes the conformance suite, gets a
+    class, runs in the runner and is listed; its options follow the new declaration."""
+    fast = dataclasses.replace(
+        algorithms.ADAM,
+        name="adam_fast",
+        class_name="AdamFast",
+        hyperparameters=(spec.Real("lr", 3e-2), *algorithms.ADAM.hyperparameters[1:]),
+    )
+    registry.register(fast)
+    assert "adam_fast" in registry.names()
+    assert optim.AdamFast.spec is fast and optim.AdamFast([np.zeros(2)]).defaults["lr"] == 3e-2
+    testing.check_optimizer(fast, checks=["reference", "state_dict", "bad_input"])
+    from optbench import runner
+
+    frame = runner.run("adam_fast", "quadratic", steps=5, seed=0)
+    assert set(frame["optimizer"]) == {"adam_fast"}
+
+
+def test_a_reference_off_by_1e_3_fails_naming_the_first_step(rng):
+    def off(param, grad, state, step, *, lr, **options):
+        reference.adam(param, grad, state, step, lr=lr * (1 + 1e-3), **options)
+
+    wrong = dataclasses.replace(
+        algorithms.ADAM, name="adam_wrong", class_name="AdamWrong", reference=off
+    )
+    with pytest.raises(testing.ConformanceError) as raised:
+        testing.check_optimizer(wrong, checks=["reference"])
+    first = raised.value.failures[0]
+    assert (first.check, first.variant, first.step) == ("reference", "default", 1)
+    assert "first diverging step 1" in str(first)
+
+
+def test_registering_a_taken_name_is_refused(clean_registry):
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(algorithms.ADAM)
+    twin = dataclasses.replace(algorithms.ADAM, name="adam_twin")
+    with pytest.raises(ValueError, match="class name 'Adam'"):
+        registry.register(twin)
+    with pytest.raises(TypeError, match="OptimizerSpec"):
+        registry.register("adam")
+
+
+def test_plugin_through_an_entry_point(clean_registry, tmp_path, monkeypatch):
+    fake_distribution(tmp_path, monkeypatch, {"adabelief": "optbench_adabelief.spec:ADABELIEF"})
+    assert "adabelief" in registry.names()
+    belief = registry.get("adabelief")
+    testing.check_optimizer(belief, checks=["reference", "nonfinite", "bad_input"])
+    params = [np.zeros(3)]
+    optim.AdaBelief(params, lr=0.1).step([np.ones(3)])
+    # first step: m_hat = g and s_hat = (g - m_1)^2 = 0.81 g^2, so the step is lr / 0.9
+    assert params[0][0] == pytest.approx(-0.1 / 0.9, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("no_such_module_for_optbench:SPEC", "No module named"),
+        ("optbench_adabelief.spec:MISSING", "MISSING"),
+        ("optbench.algorithms:MAXIMIZE", "not an OptimizerSpec"),
+        ("optbench.algorithms:ADAM", "already registered"),
+    ],
+)
+def test_broken_plugin_is_left_out_with_a_warning(
+    clean_registry, tmp_path, monkeypatch, value, reason
+):
+    fake_distribution(tmp_path, monkeypatch, {"broken": value})
+    with pytest.warns(registry.PluginWarning, match=rf"plugin 'broken' \({value}.*{reason}"):
+        names = registry.names()
+    assert "adam" in names and "broken" not in names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        registry.names()  # loaded once: no second warning
+
+
+def test_plugin_optimizer_pickles_by_its_class_name(clean_registry, tmp_path, monkeypatch):
+    import pickle
+
+    fake_distribution(tmp_path, monkeypatch, {"adabelief": "optbench_adabelief.spec:ADABELIEF"})
+    opt = optim.make("adabelief", [np.zeros(3)])
+    opt.step([np.ones(3)])
+    clone = pickle.loads(pickle.dumps(opt))
+    assert type(clone) is type(opt)
+    assert sys.modules["optbench.optim"].AdaBelief is type(opt)
