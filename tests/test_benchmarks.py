@@ -115,6 +115,31 @@ def test_grids_cover_the_registries():
         assert optimizers.OptimizerStep.params[1] == [10_000, 1_000_000, 10_000_000]
 
 
+def test_a_spec_it_has_never_seen_joins_every_grid(monkeypatch):
+    import dataclasses
+    import importlib
+
+    from optbench import algorithms
+
+    spec = dataclasses.replace(algorithms.ADAM, name="adam_grid", class_name="AdamGrid")
+    monkeypatch.setattr(registry, "_registered", {})
+    registry.register(spec)
+    try:
+        for module in (optimizers, convergence, startup):
+            importlib.reload(module)
+        assert "adam_grid" in optimizers.OptimizerStep.params[0]
+        assert "adam_grid" in convergence.Convergence.params[0]
+        assert "optimizer:adam_grid" in startup.TARGETS or common.SMOKE
+        grid = ("adam_grid", 10_000, "float32", 100)
+        _run(optimizers.OptimizerStep, "time_steps", *grid)
+        assert 0 < _run(optimizers.Bandwidth, "track_stream_fraction", *grid) < 100
+    finally:
+        monkeypatch.undo()
+        for module in (optimizers, convergence, startup):
+            importlib.reload(module)
+    assert "adam_grid" not in optimizers.OptimizerStep.params[0]
+
+
 def test_steps_per_call_depends_on_the_parameters_only():
     assert common.steps_per_call(10_000) == 10_000_000 // 20_000
     assert common.steps_per_call(10_000, 100) == 10_000_000 // (10_000 + 100 * 10_000)

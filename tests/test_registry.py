@@ -174,3 +174,27 @@ def test_plugin_optimizer_pickles_by_its_class_name(clean_registry, tmp_path, mo
     clone = pickle.loads(pickle.dumps(opt))
     assert type(clone) is type(opt)
     assert sys.modules["optbench.optim"].AdaBelief is type(opt)
+
+
+def test_a_replaced_spec_runs_in_a_tiny_report_next_to_adam(clean_registry, tmp_path):
+    import pandas as pd
+
+    from optbench import cli
+
+    fast = dataclasses.replace(algorithms.ADAM, name="adam_grid", class_name="AdamGrid", lr=3e-2)
+    registry.register(fast)
+    argv = ["report", "--profile", "tiny", "--out-dir", str(tmp_path), "--name", "t"]
+    argv += ["--no-progress", "--optimizers", "adam,adam_grid", "--asv-results", str(tmp_path)]
+    assert cli.main(argv) == 0
+    ranking = pd.read_csv(tmp_path / "t" / "data" / "ranking.csv")
+    assert {"adam", "adam_grid"} <= set(ranking["optimizer"])
+    assert "adam_grid" in (tmp_path / "t" / "report.md").read_text()
+
+
+def test_report_refuses_an_unknown_optimizer_before_any_work(tmp_path, capsys):
+    from optbench import cli
+
+    argv = ["report", "--profile", "tiny", "--out-dir", str(tmp_path), "--name", "t"]
+    assert cli.main([*argv, "--optimizers", "adam,nosuch"]) == 2
+    assert "--optimizers" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -4,12 +4,15 @@ Re-running the same command reuses every finished training run (under ``<report>
 an interrupted build continues where it stopped.
 """
 
+import dataclasses
 import os
 import re
 import sys
 import time
 
+from .. import registry
 from ..cli import UsageError
+from . import _parsing
 
 
 def add_arguments(parser):
@@ -51,6 +54,11 @@ def add_arguments(parser):
         default=".asv/results",
         help="asv results directory for the history section (default .asv/results)",
     )
+    parser.add_argument(
+        "--optimizers",
+        help="comma-separated optimizers of the convergence studies, plugins' included "
+        "(default: the profile's)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
 
@@ -59,6 +67,9 @@ def command(args):
 
     name_of_profile = args.profile or ("quick" if args.quick else "full")
     profile = profiles.get(name_of_profile)
+    if args.optimizers is not None:
+        names = _parsing.comma_list("--optimizers", args.optimizers, _optimizer_name)
+        profile = dataclasses.replace(profile, optimizers=tuple(dict.fromkeys(names)))
     name = args.name or profile.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise UsageError(
@@ -83,3 +94,10 @@ def command(args):
     print(f"report written to {os.path.abspath(index)} in {seconds:.0f} s", file=sys.stderr)
     print(os.path.abspath(index))
     return 0
+
+
+def _optimizer_name(option, text):
+    try:
+        return registry.get(text).name
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
