@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ import numba
 import pandas as pd
 from tqdm import tqdm
 
-from . import runner, schedules
+from . import runner, schedules, tables
 
 # Bumped whenever a change to the runner changes records: cells of older versions are re-run.
 RECORD_VERSION = 1
@@ -271,33 +270,9 @@ def run_cell(spec):
 def _paths(out):
     """(table path, cells directory) of an ``out`` argument."""
     out = Path(out)
-    if out.suffix in (".parquet", ".csv"):
+    if out.suffix in tables.SUFFIXES:
         return out, out.with_suffix(".cells")
     return out / TABLE_NAME, out / "cells"
-
-
-def write_table(frame, path):
-    """Write ``frame`` to ``path`` as Parquet or CSV (by the suffix), atomically: a temporary
-    file in the same directory, then ``os.replace``."""
-    path = Path(path)
-    if path.suffix not in (".parquet", ".csv"):
-        raise ValueError(f"out must end in .parquet or .csv, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(temporary, index=False)
-        else:
-            frame.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def read_table(path):
-    """A table written by :func:`write_table`."""
-    path = Path(path)
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,7 +324,7 @@ def _run_cells(cells, out, jobs, client, progress, desc="sweep"):
     def finish(frame):
         identifier = frame["cell"].iat[0]
         if out is not None:
-            write_table(frame, cell_dir / f"{identifier}.parquet")
+            tables.write_table(frame, cell_dir / f"{identifier}.parquet")
         frames[identifier] = frame
         bar.update()
 
@@ -368,7 +343,7 @@ def _run_cells(cells, out, jobs, client, progress, desc="sweep"):
                     future.cancel()
     table = pd.concat([frames[i] for i in ids], ignore_index=True)
     if out is not None:
-        write_table(table, table_path)
+        tables.write_table(table, table_path)
     return table
 
 

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from optbench import problems, registry, schedules, sweep
+from optbench import problems, registry, schedules, tables
 from optbench.cli import main
 
 
@@ -26,7 +26,7 @@ def test_run_writes_csv_and_parquet(tmp_path, capsys):
             "--batch-size", "100", "--epochs", "2", "--seed", "3", "--out", str(path),
         )  # fmt: skip
         assert status == 0 and err == ""
-        table = sweep.read_table(path)
+        table = tables.read_table(path)
         assert table["step"].iat[-1] == 16 and (table["seed"] == 3).all()
         assert {"train_loss", "test_loss", "test_accuracy", "wall_time", "diverged"} <= set(table)
         assert "logistic_regression adam lr=0.01: 16 steps (2 epochs)" in out
@@ -120,14 +120,14 @@ def test_sweep_command_and_resume(tmp_path, capsys):
     ]  # fmt: skip
     status, stdout, _ = run_cli(capsys, *argv)
     assert status == 0 and "32 cells (0 diverged)" in stdout
-    table = sweep.read_table(out / "results.parquet")
+    table = tables.read_table(out / "results.parquet")
     assert table["cell"].nunique() == 32
     sgd = table[table["optimizer"] == "sgd"]
     assert (sgd["optimizer_options"] == '{"momentum": 0.9}').all()
     assert set(table["batch_size"]) == {1, 50, 750}  # full batch: the training set's size
     status, stdout, _ = run_cli(capsys, *argv)  # everything on disk: nothing re-run
     assert status == 0
-    pd.testing.assert_frame_equal(sweep.read_table(out / "results.parquet"), table)
+    pd.testing.assert_frame_equal(tables.read_table(out / "results.parquet"), table)
 
 
 def test_sweep_tune_command(tmp_path, capsys):

@@ -6,13 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from optbench import runner, sweep
+from optbench import runner, sweep, tables
 
 SMALL = {
     "problems": ["quadratic", "logistic_regression"],
@@ -110,7 +109,7 @@ def test_files_and_resume_after_lost_cells(tmp_path, serial_table, monkeypatch):
     pd.testing.assert_frame_equal(without_time(first), without_time(serial_table))
     cell_files = sorted((out / "cells").glob("*.parquet"))
     assert len(cell_files) == 16 and not list((out / "cells").glob(".*"))
-    pd.testing.assert_frame_equal(sweep.read_table(out / "results.parquet"), first)
+    pd.testing.assert_frame_equal(tables.read_table(out / "results.parquet"), first)
 
     # lose three cells and the table, as a sweep killed before they finished would have
     for path in cell_files[:3]:
@@ -183,25 +182,6 @@ def test_killed_command_line_sweep_resumes(tmp_path):
     assert resumed["cell"].nunique() == 12 and not resumed.duplicated(["cell", "step"]).any()
     reference = sweep.sweep(sweep.Grid(**grid), progress=False)
     pd.testing.assert_frame_equal(without_time(resumed), without_time(reference))
-
-
-def test_writes_are_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "table.parquet"
-    frame = pd.DataFrame({"a": [1.0, 2.0]})
-    sweep.write_table(frame, path)
-
-    def broken(self, target, **kwargs):
-        Path(target).write_bytes(b"half a parquet file")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
-    with pytest.raises(OSError, match="disk full"):
-        sweep.write_table(pd.DataFrame({"a": [3.0]}), path)
-    monkeypatch.undo()
-    pd.testing.assert_frame_equal(pd.read_parquet(path), frame)  # the old table, whole
-    assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
-    with pytest.raises(ValueError, match=r"\.parquet or \.csv"):
-        sweep.write_table(frame, tmp_path / "table.txt")
 
 
 def test_local_processes_give_the_serial_results(serial_table):

@@ -3,6 +3,7 @@
 import os
 import sys
 
+from .. import tables
 from ..report import compare as comparison
 from ..report import document
 from ._parsing import check_table_path
@@ -40,7 +41,7 @@ def command(args):
     table = comparison.compare(a, b, threshold=args.threshold)
     missing = comparison.unmatched(a, b)
     if args.out is not None:
-        comparison.write_table(table, args.out)
+        tables.write_table(table, args.out)
     shown = table[table["change"] != ""] if args.only_changes else table
     print(_text(shown))
     worse = int((table["change"] == "worse").sum())

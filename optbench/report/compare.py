@@ -19,6 +19,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from .. import tables
+
 MEASUREMENT_COLUMNS = ["item", "metric", "median", "q25", "q75", "n"]
 HIGHER_IS_BETTER = frozenset(
     {"test_accuracy", "gb_per_s", "elements_per_s", "roofline_fraction", "speedup"}
@@ -110,31 +112,6 @@ def measurements(frame):
     )
 
 
-def read_table(path):
-    """A CSV or Parquet file as a DataFrame (by extension)."""
-    path = os.fspath(path)
-    if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    if path.endswith(".csv"):
-        return pd.read_csv(path)
-    raise ValueError(f"{path}: expected a .csv or .parquet file")
-
-
-def write_table(frame, path):
-    """Write ``frame`` to ``path`` (.csv or .parquet) atomically."""
-    from .figures import atomic_write
-
-    path = os.fspath(path)
-    if path.endswith(".parquet"):
-        atomic_write(path, lambda f: frame.to_parquet(f, index=False), mode="wb")
-    elif path.endswith(".csv"):
-        atomic_write(
-            path, lambda f: frame.to_csv(f, index=False, float_format="%.17g", lineterminator="\n")
-        )
-    else:
-        raise ValueError(f"{path}: expected a .csv or .parquet file")
-
-
 def load(path):
     """The measurement table of a result set at ``path``: a report directory (its
     ``data/measurements.csv``), any other directory (every CSV/Parquet table in it that is a
@@ -145,21 +122,21 @@ def load(path):
     if not os.path.exists(path):
         raise ValueError(f"result set {path!r} does not exist")
     if os.path.isfile(path):
-        return measurements(read_table(path))
+        return measurements(tables.read_table(path))
     own = os.path.join(path, "data", "measurements.csv")
     if os.path.isfile(own):
         return measurements(pd.read_csv(own))
-    tables = []
+    found = []
     for root, _, files in sorted(os.walk(path)):
         for name in sorted(files):
             if name.endswith((".csv", ".parquet")) and not name.startswith("."):
                 try:
-                    tables.append(measurements(read_table(os.path.join(root, name))))
+                    found.append(measurements(tables.read_table(os.path.join(root, name))))
                 except ValueError:
                     continue  # a table of another kind (a figure's data): not a result
-    if not tables:
+    if not found:
         raise ValueError(f"result set {path!r} holds no result table this tool knows")
-    return pd.concat(tables, ignore_index=True).drop_duplicates(["item", "metric"], keep="last")
+    return pd.concat(found, ignore_index=True).drop_duplicates(["item", "metric"], keep="last")
 
 
 def compare(a, b, *, threshold=DEFAULT_THRESHOLD):

@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 from tqdm import tqdm
 
-from .. import sweep
+from .. import sweep, tables
 
 RUNS_DIR = "runs"
 
@@ -89,7 +89,7 @@ def cached_runs(specs, out_dir, name, *, progress=True):
                 frame = pd.read_parquet(path)
             else:
                 frame = sweep.run_cell(spec)
-                sweep.write_table(frame, path)
+                tables.write_table(frame, path)
             frames.append(frame.assign(run=position))
             bar.update()
     return pd.concat(frames, ignore_index=True)
