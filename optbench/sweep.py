@@ -17,6 +17,7 @@ either complete or absent), and the whole table to ``results.parquet`` when the 
 If ``out`` ends in ``.parquet`` or ``.csv`` it names the table instead (in that format) and
 the cells go to ``<out without suffix>.cells/``. A sweep that is interrupted and run again
 with the same ``out`` skips the cells already on disk: nothing is lost or run twice.
+``out`` is checked before any cell runs (:func:`check_out`).
 
 Each cell runs single-threaded (BLAS and Numba); parallelism comes from running cells side by
 side, in local processes (``jobs > 1``) or on a Dask cluster (``client`` or ``scheduler``).
@@ -90,7 +91,7 @@ class Grid:
     problems, optimizers : names from the registries
     lrs : learning rates for every optimizer, or ``None`` for :func:`default_lrs` of each
     batch_sizes : ints (or ``"full"``); each must fit every problem with data
-    seeds : ints >= 0
+    seeds : ints in [0, runner.MAX_SEED]
     epochs, steps : the budget of every run, at most one (neither: the runner's default)
     optimizer_options : ``{optimizer: {option: value}}``
     problem_options : ``{problem: {option: value}}``
@@ -134,10 +135,7 @@ class Grid:
                 raise ValueError(f"batch_sizes must be integers >= 1 or 'full', got {size!r}")
         set_field("batch_sizes", tuple(s if s == "full" else int(s) for s in self.batch_sizes))
         set_field("seeds", _names("seeds", self.seeds))
-        for seed in self.seeds:
-            if not (runner._is_count(seed) and seed >= 0):
-                raise ValueError(f"seeds must be integers >= 0, got {seed!r}")
-        set_field("seeds", tuple(int(seed) for seed in self.seeds))
+        set_field("seeds", tuple(runner.check_seed(seed) for seed in self.seeds))
         if self.epochs is not None and self.steps is not None:
             raise ValueError("give epochs or steps, not both")
         for name in ("epochs", "steps"):
@@ -275,6 +273,27 @@ def _paths(out):
     return out / TABLE_NAME, out / "cells"
 
 
+def check_out(out, option="out", *, tune=False):
+    """Raise ``ValueError`` (naming ``option``) if ``out`` could not hold a sweep's files (see
+    :func:`optbench.tables.check_writable`), or, for a tuning campaign (``tune``), if it names
+    a table rather than a directory: checked before any cell runs."""
+    suffix = Path(out).suffix
+    if tune and suffix in tables.SUFFIXES:
+        raise ValueError(
+            f"{option} {str(out)!r}: tuning writes a directory (search/ and final/), not a "
+            "table; give a directory"
+        )
+    table_path, cell_dir = _paths(out)
+    wanted = [(table_path, False), (cell_dir, True)]
+    if suffix not in tables.SUFFIXES:
+        wanted.insert(0, (out, True))
+    try:
+        for path, directory in wanted:
+            tables.check_writable(path, directory=directory)
+    except ValueError as error:
+        raise ValueError(f"{option} {error}") from None
+
+
 # --------------------------------------------------------------------------------------------
 # executing cells
 # --------------------------------------------------------------------------------------------
@@ -361,7 +380,12 @@ def _client(client, scheduler):
         return
     from distributed import Client
 
-    with Client(scheduler) as connected:
+    try:
+        connected = Client(scheduler)
+    except OSError as error:  # TimeoutError included: Dask's connect timeout
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"scheduler {scheduler!r}: cannot connect ({reason})") from None
+    with connected:
         yield connected
 
 
@@ -378,6 +402,8 @@ def sweep(grid, out=None, jobs=1, client=None, progress=True, *, scheduler=None)
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a sweep.Grid, got {type(grid).__name__}")
     _check_backend(jobs, client, scheduler)
+    if out is not None:
+        check_out(out)
     with _client(client, scheduler) as connected:
         return _run_cells(grid.cells(), out, jobs, connected, progress)
 
@@ -482,9 +508,11 @@ def tune(
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     if seeds is None:
         seeds = tuple(range(max(grid.seeds) + 1, max(grid.seeds) + 4))
-    seeds = _names("seeds", seeds)
+    final_grid = dataclasses.replace(grid, seeds=_names("seeds", seeds))  # checked before work
     _check_backend(jobs, client, scheduler)
-    out = None if out is None else Path(out)
+    if out is not None:
+        check_out(out, tune=True)
+        out = Path(out)
     with _client(client, scheduler) as connected:
         search = _run_cells(
             grid.cells(), out and out / "search", jobs, connected, progress, "search"
@@ -493,7 +521,7 @@ def tune(
         chosen = {(r.problem, r.optimizer, r.batch_size): r.lr for r in best.itertuples()}
         cells = [
             spec
-            for spec in dataclasses.replace(grid, seeds=seeds).cells()
+            for spec in final_grid.cells()
             if chosen[spec["problem"], spec["optimizer"], spec["batch_size"]] == spec["lr"]
         ]
         final = _run_cells(cells, out and out / "final", jobs, connected, progress, "final")

@@ -612,6 +612,10 @@ def test_report_command_refuses_bad_values(tmp_path, capsys, monkeypatch):
     assert "--name" in capsys.readouterr().err
     assert cli.main(["report", "--profile", "tiny", "--threads", "0"]) == 2
     assert not (tmp_path / "reports").exists()
+    (tmp_path / "plain").write_text("")
+    assert cli.main(["report", "--profile", "tiny", "--out-dir", "plain"]) == 2
+    err = capsys.readouterr().err
+    assert "--out-dir 'plain/tiny': " in err and "plain' is not a directory" in err
 
 
 def test_profiles_are_consistent():

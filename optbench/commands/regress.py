@@ -15,7 +15,7 @@ comparison could not be made (git or asv failed). See :mod:`optbench.regress` fo
 import sys
 
 from .. import regress, tables
-from ._parsing import integer, number
+from ._parsing import check_file_path, integer, number
 
 
 def add_arguments(parser):
@@ -112,6 +112,7 @@ def options_from(args):
 
 
 def command(args):
+    check_file_path(args.output, "--output")
     options = options_from(args)
     try:
         comparison = regress.compare_commits(args.repo, args.base, args.head, options)

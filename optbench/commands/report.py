@@ -10,6 +10,7 @@ import sys
 import time
 
 from ..cli import UsageError
+from ._parsing import check_directory_path
 
 
 def add_arguments(parser):
@@ -69,6 +70,7 @@ def command(args):
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     out_dir = os.path.join(args.out_dir, name)
+    check_directory_path(out_dir, "--out-dir")
     start = time.perf_counter()
     index = build.build(
         profile,
