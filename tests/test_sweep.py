@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -282,3 +284,120 @@ def test_bad_sweep_arguments(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         sweep.sweep(small_grid(), client=object(), scheduler="tcp://127.0.0.1:1")
     assert not os.listdir(tmp_path)
+
+
+def test_a_second_sweep_on_the_same_out_is_refused_and_deletes_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "shared"
+    grid = small_grid(problems=["quadratic"], optimizers=["sgd"], seeds=[0])
+    real_run_cell = sweep.run_cell
+    first_is_running, first_may_go_on = threading.Event(), threading.Event()
+
+    def run_cell(spec):
+        if threading.current_thread() is not threading.main_thread():
+            first_is_running.set()
+            assert first_may_go_on.wait(60)
+        return real_run_cell(spec)
+
+    monkeypatch.setattr(sweep, "run_cell", run_cell)
+    first = threading.Thread(target=lambda: sweep.sweep(grid, out=out, progress=False))
+    first.start()
+    try:
+        assert first_is_running.wait(60)
+        in_progress = out / "cells" / ".a-cell-being-written.tmp"
+        in_progress.write_bytes(b"the first sweep's half-written cell")
+        with pytest.raises(ValueError, match=f"out {str(out)!r} is in use by another sweep"):
+            sweep.sweep(grid, out=out, progress=False)
+        assert in_progress.exists() and not list((out / "cells").glob("*.parquet"))
+    finally:
+        first_may_go_on.set()
+        first.join(60)
+    assert len(list((out / "cells").glob("*.parquet"))) == 2  # the first sweep finished
+    sweep.sweep(grid, out=out, progress=False)  # and let go of the folder
+
+
+def test_a_tuning_campaign_on_a_folder_in_use_is_refused(tmp_path):
+    out = tmp_path / "tuned"
+    grid = sweep.Grid(problems=["quadratic"], optimizers=["sgd"], lrs=[0.1], steps=3)
+    with (
+        sweep._locked(out, out),  # as another process's campaign holds it
+        pytest.raises(sweep.OutputInUse, match=f"out {str(out)!r} is in use"),
+    ):
+        sweep.tune(grid, out=out, progress=False)
+    assert os.listdir(out) == []
+    sweep.tune(grid, out=out, progress=False)
+
+
+def test_a_cell_file_that_is_not_its_cell_is_run_again(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    grid = small_grid(problems=["quadratic"], seeds=[0])
+    first = sweep.sweep(grid, out=out, progress=False)
+    ids = first["cell"].unique().tolist()
+    cells = out / "cells"
+    # one cell's file holds another valid cell's record, one is garbage, one is empty
+    (cells / f"{ids[0]}.parquet").write_bytes((cells / f"{ids[1]}.parquet").read_bytes())
+    (cells / f"{ids[2]}.parquet").write_bytes(b"not parquet")
+    tables.write_table(first.iloc[:0], cells / f"{ids[3]}.parquet")
+    ran = []
+    real_run_cell = sweep.run_cell
+    monkeypatch.setattr(sweep, "run_cell", lambda spec: ran.append(spec) or real_run_cell(spec))
+    resumed = sweep.sweep(grid, out=out, progress=False)
+    assert sorted(sweep.cell_id(spec) for spec in ran) == sorted([ids[0], ids[2], ids[3]])
+    pd.testing.assert_frame_equal(without_time(resumed), without_time(first))
+    for identifier in ids:
+        assert sweep.read_cell(cells / f"{identifier}.parquet", identifier) is not None
+
+
+def child_processes(pid):
+    """Ids of the live (not zombie) processes whose parent is ``pid``."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if int(parent) == pid and state != "Z":
+                children.append(int(entry))
+    return children
+
+
+def is_alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_killed_parallel_sweep_leaves_no_worker_behind(tmp_path):
+    out = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "optbench", "sweep", "--problems", "rosenbrock",
+        "--optimizers", "sgd,adam", "--lrs", "1e-4,1e-3", "--seeds", "0,1,2",
+        "--steps", "20000", "--log-every", "5000", "--jobs", "2", "--out", str(out),
+        "--no-progress",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "cells").glob("*.parquet")):  # the workers are at work
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        workers = child_processes(process.pid)
+        assert workers
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+    try:
+        deadline = time.monotonic() + 20
+        while any(is_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if is_alive(pid)]
+    finally:
+        for pid in workers:
+            if is_alive(pid):
+                os.kill(pid, signal.SIGKILL)

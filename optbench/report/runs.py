@@ -84,10 +84,10 @@ def cached_runs(specs, out_dir, name, *, progress=True):
         total=len(specs), desc=name, unit="run", disable=not progress, file=sys.stderr
     ) as bar:
         for position, spec in enumerate(specs):
-            path = os.path.join(cell_dir, f"{sweep.cell_id(spec)}.parquet")
-            if os.path.exists(path):
-                frame = pd.read_parquet(path)
-            else:
+            identifier = sweep.cell_id(spec)
+            path = os.path.join(cell_dir, f"{identifier}.parquet")
+            frame = sweep.read_cell(path, identifier)
+            if frame is None:
                 frame = sweep.run_cell(spec)
                 tables.write_table(frame, path)
             frames.append(frame.assign(run=position))
