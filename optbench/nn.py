@@ -357,6 +357,17 @@ def _running_statistic(name, value, dtype, channels):
     return value
 
 
+def _check_no_overlap(x, running_mean, running_var, weight, bias):
+    """The running statistics, written in place, must share no memory with the arrays read
+    (an overlap would change ``x`` and the result) nor with each other."""
+    for name, statistic in (("running_mean", running_mean), ("running_var", running_var)):
+        for other_name, other in (("x", x), ("weight", weight), ("bias", bias)):
+            if other is not None and np.may_share_memory(statistic, other):
+                raise ValueError(f"{name} shares memory with {other_name}: it is updated in place")
+    if np.may_share_memory(running_mean, running_var):
+        raise ValueError("running_mean and running_var share memory: both are updated in place")
+
+
 def _batch_counter(num_batches_tracked):
     if num_batches_tracked is None:
         return None
@@ -445,6 +456,8 @@ def batch_norm(
     # (N, C) kernels for inputs without spatial extent: down columns, vectorized across them
     view_shape = (n_samples, n_channels) if run_length == 1 else (n_samples, n_channels, run_length)
     view = _contiguous(x).reshape(view_shape)
+    if tracking:
+        _check_no_overlap(view, running_mean, running_var, weight, bias)
     kernel = _pick(_BATCH_NORM_FORWARD[view.ndim], view)
     y = np.empty(x.shape, x.dtype)
     mean, invstd = np.empty(n_channels), np.empty(n_channels)
@@ -806,13 +819,14 @@ def cross_entropy(logits, targets, reduction="mean"):
         raise ValueError(f"targets must have shape {logits.shape[:1]}, got {targets.shape}")
     reduction = _reduction(reduction)
     logits = _contiguous(logits)
+    given = targets
+    # a uint64 index >= 2**63 wraps to a negative one here: refused below as out of range
     targets = np.ascontiguousarray(targets, dtype=np.int64)
     row_max, exp_sum = np.empty(logits.shape[0]), np.empty(logits.shape[0])
     bad_row, total = losses.cross_entropy_forward(logits, targets, row_max, exp_sum)
     if bad_row >= 0:
         raise ValueError(
-            f"targets[{bad_row}] = {targets[bad_row]} is not a class index in "
-            f"[0, {logits.shape[1]})"
+            f"targets[{bad_row}] = {given[bad_row]} is not a class index in [0, {logits.shape[1]})"
         )
     loss = total / logits.shape[0] if reduction == "mean" else total
     ctx = CrossEntropyContext(logits, targets, row_max, exp_sum, reduction)

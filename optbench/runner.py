@@ -46,9 +46,11 @@ schedule             ``constant``, a schedule name with its options, or the sche
 Evaluation points are step 0, the end of every epoch (every logged step for problems without
 data, whose epoch is one step), the last step, and a step where early stopping fires.
 
-A run diverges when the mini-batch loss is not finite or exceeds ``divergence_bound``, or the
-optimizer refuses a non-finite gradient (``nonfinite="raise"``); the update is not applied,
-the row is marked and the run ends: divergence is a result, never an exception.
+A run diverges when the mini-batch loss is not finite or exceeds ``divergence_bound``, when
+the schedule's learning rate is not finite (or overflows a float, ``scheduled_lr`` is then
+``inf``), or when the optimizer refuses a non-finite gradient (``nonfinite="raise"``); the
+update is not applied, the row is marked and the run ends: divergence is a result, never an
+exception.
 
 Reproducibility: the problem is built from ``seed`` (its data, initial point and dropout
 masks) and the batch order comes from a generator seeded with the first child of
@@ -77,6 +79,8 @@ DEFAULT_EPOCHS = 5  # problems with data
 DEFAULT_STEPS = 1000  # problems without data (one step per epoch)
 # Options of every optimizer (see optim.Optimizer), besides those of its own constructor.
 _EXTRA_OPTIONS = ("clip_value", "l1", "max_norm", "clip_norm", "nonfinite")
+# The largest seed: records keep the seed in an int64 column (Parquet, concatenated tables).
+MAX_SEED = 2**63 - 1
 # (problem type, config, optimizer class, options, batch size) already compiled in this process
 _WARMED = set()
 
@@ -149,6 +153,13 @@ def _count(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def check_seed(seed):
+    """``int(seed)``; ``ValueError`` unless ``seed`` is an integer in [0, :data:`MAX_SEED`]."""
+    if not (_is_count(seed) and 0 <= seed <= MAX_SEED):
+        raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+    return int(seed)
 
 
 def _learning_rate(lr):
@@ -389,7 +400,7 @@ def run(
         ``step -> lr`` used as given
     epochs, steps : the budget, at most one of them; neither: ``DEFAULT_EPOCHS`` epochs for
         problems with data, ``DEFAULT_STEPS`` steps for the others
-    seed : int >= 0; builds the problem and orders the batches
+    seed : int in [0, MAX_SEED]; builds the problem and orders the batches
     optimizer_options, problem_options : dicts of constructor options
     log_every : int >= 1, steps between logged rows
     early_stopping : EarlyStopping or None
@@ -406,8 +417,7 @@ def run(
     check_optimizer_options(info, optimizer_options)
     lr = info.lr if lr is None else _learning_rate(lr)
     log_every = _count("log_every", log_every)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = check_seed(seed)
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"early_stopping must be an EarlyStopping, got {early_stopping!r}")
     if divergence_bound is not None and not (
@@ -570,12 +580,15 @@ def _train(
     for step in range(1, total_steps + 1):
         start = time.perf_counter()
         batch = next(stream)
-        step_lr = lr if schedule is None else schedules.apply(schedule, opt, step - 1)
+        try:
+            step_lr = lr if schedule is None else schedules.apply(schedule, opt, step - 1)
+        except OverflowError:  # e.g. gamma ** t of an exponential schedule
+            step_lr = math.inf
         loss, grads = nan, None
         try:
             loss, grads = problem.loss_and_grad(params, batch)
             loss = float(loss)
-            diverged = not math.isfinite(loss) or (
+            diverged = not (math.isfinite(loss) and math.isfinite(step_lr)) or (
                 divergence_bound is not None and loss > divergence_bound
             )
             if not diverged:

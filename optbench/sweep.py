@@ -16,24 +16,35 @@ temporary file in the same directory, then renamed with ``os.replace``, so a cel
 either complete or absent), and the whole table to ``results.parquet`` when the sweep ends.
 If ``out`` ends in ``.parquet`` or ``.csv`` it names the table instead (in that format) and
 the cells go to ``<out without suffix>.cells/``. A sweep that is interrupted and run again
-with the same ``out`` skips the cells already on disk: nothing is lost or run twice.
+with the same ``out`` skips the cells already on disk: nothing is lost or run twice. A cell
+file counts only if its ``cell`` column holds the id in its name (:func:`read_cell`); any
+other file is run again and replaced.
+
+``out`` is checked before any cell runs (:func:`check_out`), and a sweep holds an exclusive
+``flock`` on its cells directory (a tuning campaign on its ``out`` as well) while it writes:
+a second sweep on the same ``out`` is refused with :class:`OutputInUse` and touches nothing
+of the first one's. The lock ends with its process, so a killed sweep leaves none behind.
 
 Each cell runs single-threaded (BLAS and Numba); parallelism comes from running cells side by
 side, in local processes (``jobs > 1``) or on a Dask cluster (``client`` or ``scheduler``).
 Where a cell runs does not change its record (``wall_time`` aside). Local workers are started
 with ``spawn`` (each imports optbench afresh, about a second), so a script that calls
-``sweep(..., jobs=2)`` needs the usual ``if __name__ == "__main__":`` guard.
+``sweep(..., jobs=2)`` needs the usual ``if __name__ == "__main__":`` guard; a worker ends as
+soon as the sweep's process does, however that ends.
 """
 
 import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +53,7 @@ import numba
 import pandas as pd
 from tqdm import tqdm
 
-from . import runner, schedules
+from . import runner, schedules, tables
 
 # Bumped whenever a change to the runner changes records: cells of older versions are re-run.
 RECORD_VERSION = 1
@@ -91,7 +102,7 @@ class Grid:
     problems, optimizers : names from the registries
     lrs : learning rates for every optimizer, or ``None`` for :func:`default_lrs` of each
     batch_sizes : ints (or ``"full"``); each must fit every problem with data
-    seeds : ints >= 0
+    seeds : ints in [0, runner.MAX_SEED]
     epochs, steps : the budget of every run, at most one (neither: the runner's default)
     optimizer_options : ``{optimizer: {option: value}}``
     problem_options : ``{problem: {option: value}}``
@@ -135,10 +146,7 @@ class Grid:
                 raise ValueError(f"batch_sizes must be integers >= 1 or 'full', got {size!r}")
         set_field("batch_sizes", tuple(s if s == "full" else int(s) for s in self.batch_sizes))
         set_field("seeds", _names("seeds", self.seeds))
-        for seed in self.seeds:
-            if not (runner._is_count(seed) and seed >= 0):
-                raise ValueError(f"seeds must be integers >= 0, got {seed!r}")
-        set_field("seeds", tuple(int(seed) for seed in self.seeds))
+        set_field("seeds", tuple(runner.check_seed(seed) for seed in self.seeds))
         if self.epochs is not None and self.steps is not None:
             raise ValueError("give epochs or steps, not both")
         for name in ("epochs", "steps"):
@@ -268,41 +276,89 @@ def run_cell(spec):
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------
+class OutputInUse(ValueError):
+    """Another sweep or tuning campaign is writing to the same ``out``."""
+
+
 def _paths(out):
     """(table path, cells directory) of an ``out`` argument."""
     out = Path(out)
-    if out.suffix in (".parquet", ".csv"):
+    if out.suffix in tables.SUFFIXES:
         return out, out.with_suffix(".cells")
     return out / TABLE_NAME, out / "cells"
 
 
-def write_table(frame, path):
-    """Write ``frame`` to ``path`` as Parquet or CSV (by the suffix), atomically: a temporary
-    file in the same directory, then ``os.replace``."""
-    path = Path(path)
-    if path.suffix not in (".parquet", ".csv"):
-        raise ValueError(f"out must end in .parquet or .csv, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def check_out(out, option="out", *, tune=False):
+    """Raise ``ValueError`` (naming ``option``) if ``out`` could not hold a sweep's files (see
+    :func:`optbench.tables.check_writable`), or, for a tuning campaign (``tune``), if it names
+    a table rather than a directory: checked before any cell runs."""
+    suffix = Path(out).suffix
+    if tune and suffix in tables.SUFFIXES:
+        raise ValueError(
+            f"{option} {str(out)!r}: tuning writes a directory (search/ and final/), not a "
+            "table; give a directory"
+        )
+    table_path, cell_dir = _paths(out)
+    wanted = [(table_path, False), (cell_dir, True)]
+    if suffix not in tables.SUFFIXES:
+        wanted.insert(0, (out, True))
     try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(temporary, index=False)
-        else:
-            frame.to_csv(temporary, index=False)
-        os.replace(temporary, path)
+        for path, directory in wanted:
+            tables.check_writable(path, directory=directory)
+    except ValueError as error:
+        raise ValueError(f"{option} {error}") from None
+
+
+@contextlib.contextmanager
+def _locked(directory, out):
+    """Hold an exclusive ``flock`` on ``directory`` (made if missing) for the block; raise
+    :class:`OutputInUse` (naming ``out``) if another process holds it. The kernel drops the
+    lock when its holder's process ends, however it ends: a killed sweep leaves no stale lock.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputInUse(
+                f"out {str(out)!r} is in use by another sweep; wait for it to end or choose "
+                "another out"
+            ) from None
+        yield
     finally:
-        temporary.unlink(missing_ok=True)
+        os.close(descriptor)
 
 
-def read_table(path):
-    """A table written by :func:`write_table`."""
-    path = Path(path)
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+def read_cell(path, identifier):
+    """The record in the cell file ``path`` if it is cell ``identifier``'s (every value of its
+    ``cell`` column is ``identifier``), else None: a file that is missing, unreadable, empty
+    or holds another cell's record is not that cell's, and the cell is to be run."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError):
+        return None
+    if len(frame) and "cell" in frame and (frame["cell"] == identifier).all():
+        return frame
+    return None
 
 
 # --------------------------------------------------------------------------------------------
 # executing cells
 # --------------------------------------------------------------------------------------------
+def _exit_with_parent():
+    """Worker initializer: end this worker as soon as the sweep's process ends, however it
+    ends (SIGKILL included), instead of waiting on a pipe that nobody will write to again."""
+    parent = multiprocessing.parent_process()
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _executor(jobs, client):
     """``submit(spec) -> future`` and an ``as_completed`` for the chosen backend."""
     if client is not None:
@@ -317,24 +373,36 @@ def _executor(jobs, client):
     # spawn, not fork: forking a process whose Numba and BLAS thread pools have started is
     # unsafe
     pool = concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=multiprocessing.get_context("spawn")
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent
     )
     return pool, lambda spec: pool.submit(run_cell, spec), concurrent.futures.as_completed
 
 
 def _run_cells(cells, out, jobs, client, progress, desc="sweep"):
-    """Run the cells not yet under ``out``; return their records in the order of ``cells``."""
-    ids = [cell_id(spec) for spec in cells]
-    frames = {}
-    if out is not None:
-        table_path, cell_dir = _paths(out)
-        cell_dir.mkdir(parents=True, exist_ok=True)
+    """Run the cells not yet under ``out`` (locked meanwhile); return their records in the
+    order of ``cells``."""
+    if out is None:
+        return _execute(cells, None, jobs, client, progress, desc)
+    table_path, cell_dir = _paths(out)
+    with _locked(cell_dir, out):
+        # only the lock's holder writes here: a temporary file is a dead writer's
         for stale in cell_dir.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
+        table = _execute(cells, cell_dir, jobs, client, progress, desc)
+        tables.write_table(table, table_path)
+    return table
+
+
+def _execute(cells, cell_dir, jobs, client, progress, desc):
+    """Run the cells without a valid file in ``cell_dir`` (None: all of them), writing each
+    there as it finishes; return every cell's record in the order of ``cells``."""
+    ids = [cell_id(spec) for spec in cells]
+    frames = {}
+    if cell_dir is not None:
         for i in set(ids):
-            path = cell_dir / f"{i}.parquet"
-            if path.exists():
-                frames[i] = pd.read_parquet(path)
+            frame = read_cell(cell_dir / f"{i}.parquet", i)
+            if frame is not None:
+                frames[i] = frame
     pending = {i: spec for i, spec in zip(ids, cells, strict=True) if i not in frames}
     bar = tqdm(
         total=len(set(ids)),
@@ -348,8 +416,8 @@ def _run_cells(cells, out, jobs, client, progress, desc="sweep"):
 
     def finish(frame):
         identifier = frame["cell"].iat[0]
-        if out is not None:
-            write_table(frame, cell_dir / f"{identifier}.parquet")
+        if cell_dir is not None:
+            tables.write_table(frame, cell_dir / f"{identifier}.parquet")
         frames[identifier] = frame
         bar.update()
 
@@ -366,10 +434,7 @@ def _run_cells(cells, out, jobs, client, progress, desc="sweep"):
             finally:
                 for future in futures:
                     future.cancel()
-    table = pd.concat([frames[i] for i in ids], ignore_index=True)
-    if out is not None:
-        write_table(table, table_path)
-    return table
+    return pd.concat([frames[i] for i in ids], ignore_index=True)
 
 
 def _check_backend(jobs, client, scheduler):
@@ -386,7 +451,12 @@ def _client(client, scheduler):
         return
     from distributed import Client
 
-    with Client(scheduler) as connected:
+    try:
+        connected = Client(scheduler)
+    except OSError as error:  # TimeoutError included: Dask's connect timeout
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"scheduler {scheduler!r}: cannot connect ({reason})") from None
+    with connected:
         yield connected
 
 
@@ -403,6 +473,8 @@ def sweep(grid, out=None, jobs=1, client=None, progress=True, *, scheduler=None)
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a sweep.Grid, got {type(grid).__name__}")
     _check_backend(jobs, client, scheduler)
+    if out is not None:
+        check_out(out)
     with _client(client, scheduler) as connected:
         return _run_cells(grid.cells(), out, jobs, connected, progress)
 
@@ -507,10 +579,15 @@ def tune(
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     if seeds is None:
         seeds = tuple(range(max(grid.seeds) + 1, max(grid.seeds) + 4))
-    seeds = _names("seeds", seeds)
+    final_grid = dataclasses.replace(grid, seeds=_names("seeds", seeds))  # checked before work
     _check_backend(jobs, client, scheduler)
-    out = None if out is None else Path(out)
-    with _client(client, scheduler) as connected:
+    if out is not None:
+        check_out(out, tune=True)
+        out = Path(out)
+    with (
+        _client(client, scheduler) as connected,
+        contextlib.nullcontext() if out is None else _locked(out, out),
+    ):
         search = _run_cells(
             grid.cells(), out and out / "search", jobs, connected, progress, "search"
         )
@@ -518,7 +595,7 @@ def tune(
         chosen = {(r.problem, r.optimizer, r.batch_size): r.lr for r in best.itertuples()}
         cells = [
             spec
-            for spec in dataclasses.replace(grid, seeds=seeds).cells()
+            for spec in final_grid.cells()
             if chosen[spec["problem"], spec["optimizer"], spec["batch_size"]] == spec["lr"]
         ]
         final = _run_cells(cells, out and out / "final", jobs, connected, progress, "final")

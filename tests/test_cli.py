@@ -1,13 +1,14 @@
 """The command line of run, sweep and list: outputs, option parsing and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from optbench import problems, registry, schedules, sweep
+from optbench import problems, registry, schedules, tables
 from optbench.cli import main
 
 
@@ -26,7 +27,7 @@ def test_run_writes_csv_and_parquet(tmp_path, capsys):
             "--batch-size", "100", "--epochs", "2", "--seed", "3", "--out", str(path),
         )  # fmt: skip
         assert status == 0 and err == ""
-        table = sweep.read_table(path)
+        table = tables.read_table(path)
         assert table["step"].iat[-1] == 16 and (table["seed"] == 3).all()
         assert {"train_loss", "test_loss", "test_accuracy", "wall_time", "diverged"} <= set(table)
         assert "logistic_regression adam lr=0.01: 16 steps (2 epochs)" in out
@@ -110,6 +111,79 @@ def test_run_errors_are_one_line(capsys, argv, message):
     assert message in err and "Traceback" not in err
 
 
+def unwritable_outputs(tmp_path):
+    """(--out, message) pairs that no run could write, each found only after training once."""
+    outputs = [
+        (tmp_path / ("x" * 300 + ".parquet"), "a name is longer than"),
+        (tmp_path / "\udcff.csv", "the name is not valid UTF-8"),
+        (tmp_path / "plain" / "deeper" / "run.csv", "is not a directory"),
+    ]
+    if os.path.isdir("/sys/kernel"):  # sysfs: even root cannot create a file there
+        outputs.append(("/sys/run.csv", "cannot write in '/sys'"))
+    return outputs
+
+
+def test_run_checks_its_output_before_training(tmp_path, capsys):
+    (tmp_path / "plain").write_text("")
+    for out, message in unwritable_outputs(tmp_path):
+        status, stdout, err = run_cli(
+            capsys, "run", "--problem", "quadratic", "--optimizer", "sgd", "--steps", "3",
+            "--out", str(out),
+        )  # fmt: skip
+        assert status == 2 and stdout == ""  # no training summary: nothing was trained
+        assert err.startswith("optbench run: error: --out ") and err.count("\n") == 1
+        assert message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
+def test_run_refuses_a_seed_its_table_cannot_hold(tmp_path, capsys):
+    status, stdout, err = run_cli(
+        capsys, "run", "--problem", "quadratic", "--optimizer", "sgd", "--steps", "3",
+        "--seed", str(2**64), "--out", str(tmp_path / "run.parquet"),
+    )  # fmt: skip
+    assert status == 2 and stdout == "" and not (tmp_path / "run.parquet").exists()
+    assert "seed must be an integer in [0, 2**63 - 1], got 18446744073709551616" in err
+
+
+def test_sweep_checks_its_output_before_any_cell(tmp_path, capsys):
+    (tmp_path / "plain").write_text("")
+    outputs = [(tmp_path / "plain", "is a file; give a directory")]
+    outputs += [(tmp_path / "plain" / "s", "is not a directory")]
+    outputs += [(tmp_path / "plain" / "s.csv", "is not a directory")]
+    outputs += [(p, m) for p, m in unwritable_outputs(tmp_path) if "UTF-8" not in m]
+    outputs += [(tmp_path / ("x" * 300), "a name is longer than")]
+    for out, message in outputs:
+        status, stdout, err = run_cli(
+            capsys, "sweep", "--problems", "quadratic", "--optimizers", "sgd", "--steps", "3",
+            "--out", str(out), "--no-progress",
+        )  # fmt: skip
+        assert status == 2 and stdout == "" and err.count("\n") == 1, err
+        assert err.startswith("optbench sweep: error: --out ") and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]
+
+
+def test_sweep_tune_refuses_a_table_out(tmp_path, capsys):
+    status, stdout, err = run_cli(
+        capsys, "sweep", "--problems", "quadratic", "--optimizers", "sgd", "--steps", "3",
+        "--tune", "--out", str(tmp_path / "t.parquet"), "--no-progress",
+    )  # fmt: skip
+    assert status == 2 and stdout == "" and "tuning writes a directory" in err
+    assert not os.listdir(tmp_path)
+
+
+def test_sweep_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        status, stdout, err = run_cli(
+            capsys, "sweep", "--problems", "quadratic", "--optimizers", "sgd", "--steps", "3",
+            "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "s"), "--no-progress",
+        )  # fmt: skip
+    assert status == 2 and stdout == "" and err.count("\n") == 1
+    assert "scheduler 'tcp://127.0.0.1:9': cannot connect" in err
+
+
 def test_sweep_command_and_resume(tmp_path, capsys):
     out = tmp_path / "sweep1"
     argv = [
@@ -120,14 +194,14 @@ def test_sweep_command_and_resume(tmp_path, capsys):
     ]  # fmt: skip
     status, stdout, _ = run_cli(capsys, *argv)
     assert status == 0 and "32 cells (0 diverged)" in stdout
-    table = sweep.read_table(out / "results.parquet")
+    table = tables.read_table(out / "results.parquet")
     assert table["cell"].nunique() == 32
     sgd = table[table["optimizer"] == "sgd"]
     assert (sgd["optimizer_options"] == '{"momentum": 0.9}').all()
     assert set(table["batch_size"]) == {1, 50, 750}  # full batch: the training set's size
     status, stdout, _ = run_cli(capsys, *argv)  # everything on disk: nothing re-run
     assert status == 0
-    pd.testing.assert_frame_equal(sweep.read_table(out / "results.parquet"), table)
+    pd.testing.assert_frame_equal(tables.read_table(out / "results.parquet"), table)
 
 
 def test_sweep_tune_command(tmp_path, capsys):

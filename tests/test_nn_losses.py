@@ -101,6 +101,11 @@ def _loss_ctx():
 BAD_CALLS = [
     (lambda: nn.cross_entropy(LOGITS, np.array([0, 1, 4])), ValueError, r"targets\[2\] = 4"),
     (lambda: nn.cross_entropy(LOGITS, np.array([-1, 1, 3])), ValueError, r"targets\[0\] = -1"),
+    (
+        lambda: nn.cross_entropy(LOGITS, np.array([0, 2**64 - 1, 3], np.uint64)),
+        ValueError,
+        r"targets\[1\] = 18446744073709551615 is not a class index",
+    ),
     (lambda: nn.cross_entropy(LOGITS, TARGETS.astype(np.float32)), TypeError, "targets"),
     (lambda: nn.cross_entropy(LOGITS, [0, 1, 3]), TypeError, "targets"),
     (lambda: nn.cross_entropy(LOGITS, TARGETS[:2]), ValueError, "targets"),

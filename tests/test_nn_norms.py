@@ -454,3 +454,24 @@ def test_running_statistics_that_cannot_be_updated_in_place_are_refused():
     strided = np.ones(6, np.float32)[::2]
     with pytest.raises(ValueError, match="running_var"):
         nn.batch_norm(X, np.zeros(3, np.float32), strided)
+
+
+@pytest.mark.parametrize(
+    ("alias", "message"),
+    [
+        ("x", "running_mean shares memory with x"),
+        ("weight", "running_mean shares memory with weight"),
+        ("running_var", "running_mean and running_var share memory"),
+    ],
+)
+def test_running_statistics_sharing_memory_are_refused_untouched(alias, message):
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    weight = np.ones(3, np.float32)
+    running_var = np.arange(6, dtype=np.float32)
+    running_mean = {"x": x[1], "weight": weight, "running_var": running_var[1:4]}[alias]
+    arrays = {"x": x, "weight": weight, "running_var": running_var}
+    before = {name: array.copy() for name, array in arrays.items()}
+    with pytest.raises(ValueError, match=message):
+        nn.batch_norm(x, running_mean, running_var[:3], weight=weight)
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(array, before[name])

@@ -388,6 +388,70 @@ def test_compare_refuses_bad_input(tmp_path, capsys):
     assert "not a result table" in capsys.readouterr().err
 
 
+def test_compare_reads_a_sweep_folder_as_exactly_its_results(tmp_path, capsys):
+    grid = sweep.Grid(
+        problems=["quadratic"], optimizers=["sgd", "adam"], lrs=[0.01, 0.1], seeds=[0, 1, 2],
+        steps=5,
+    )  # fmt: skip
+    out = tmp_path / "sweep"
+    sweep.sweep(grid, out=out, progress=False)
+    from_table = compare.load(out / "results.parquet")
+    assert (from_table["n"] == 3).all() and len(from_table) == 4 * 2  # train loss, wall time
+    assert (compare.load(out)["n"] == 3).all()  # every seed, each once
+    pd.testing.assert_frame_equal(compare.load(out), from_table)
+    assert compare.sources(out) == [str(out / "results.parquet")]
+    status = cli.main(["compare", str(out), str(out / "results.parquet"), "--fail-on-worse"])
+    assert status == 0 and "0 worse, 0 better" in capsys.readouterr().err
+    # an interrupted sweep has no table yet: its cells are its results, read as one table
+    (out / "results.parquet").unlink()
+    pd.testing.assert_frame_equal(compare.load(out), from_table)
+    assert len(compare.sources(out)) == 12
+    # a table-path sweep (T.parquet beside T.cells/) inside a folder is its table
+    sweep.sweep(grid, out=tmp_path / "both" / "t.parquet", progress=False)
+    assert compare.sources(tmp_path / "both") == [str(tmp_path / "both" / "t.parquet")]
+
+
+def test_compare_refuses_an_item_measured_twice(tmp_path):
+    (tmp_path / "a").mkdir()
+    _run_log({"sgd": [1.0, 1.1]}).to_csv(tmp_path / "a" / "one.csv", index=False)
+    _run_log({"sgd": [1.0, 1.2]}).to_csv(tmp_path / "a" / "two.csv", index=False)
+    with pytest.raises(ValueError, match=r"is measured in both .*one\.csv and .*two\.csv"):
+        compare.load(tmp_path / "a")
+
+
+def test_compare_fail_on_worse_fails_when_nothing_was_compared(tmp_path, capsys):
+    _run_log({"sgd": [1.0, 1.1]}).to_csv(tmp_path / "a.csv", index=False)
+    _run_log({"adam": [1.0, 1.1]}).to_csv(tmp_path / "b.csv", index=False)
+    argv = ["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, "--fail-on-worse"]) == 1
+    assert "nothing was compared" in capsys.readouterr().err
+
+
+def test_compare_refuses_to_overwrite_an_input(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "b").mkdir()
+    _run_log({"sgd": [1.0, 1.1]}).to_csv("a.csv", index=False)
+    _run_log({"sgd": [2.0, 2.1]}).to_parquet("b/results.parquet")
+    before = {p: p.read_bytes() for p in (tmp_path / "a.csv", tmp_path / "b/results.parquet")}
+    for out in ("a.csv", "./a.csv", str(tmp_path / "a.csv"), "b/../b/results.parquet"):
+        assert cli.main(["compare", "a.csv", "b", "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out!r}: is one of the inputs" in err and err.count("\n") == 1
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("content", ["", "problem,optimizer,seed,step,train_loss\n"])
+def test_compare_names_an_empty_table(tmp_path, capsys, content):
+    (tmp_path / "empty.csv").write_text(content)
+    _run_log({"sgd": [1.0, 1.1]}).to_csv(tmp_path / "b.csv", index=False)
+    for argv in (["empty.csv", "b.csv"], ["b.csv", "."]):
+        assert cli.main(["compare", *(str(tmp_path / name) for name in argv)]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path / "empty.csv") in err and err.count("\n") == 1
+
+
 # --------------------------------------------------------------------------------------------
 # the tiny report, end to end
 # --------------------------------------------------------------------------------------------
@@ -612,6 +676,10 @@ def test_report_command_refuses_bad_values(tmp_path, capsys, monkeypatch):
     assert "--name" in capsys.readouterr().err
     assert cli.main(["report", "--profile", "tiny", "--threads", "0"]) == 2
     assert not (tmp_path / "reports").exists()
+    (tmp_path / "plain").write_text("")
+    assert cli.main(["report", "--profile", "tiny", "--out-dir", "plain"]) == 2
+    err = capsys.readouterr().err
+    assert "--out-dir 'plain/tiny': " in err and "plain' is not a directory" in err
 
 
 def test_profiles_are_consistent():

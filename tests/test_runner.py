@@ -197,6 +197,30 @@ def test_refused_non_finite_gradient_counts_as_divergence():
     assert np.isfinite(record["train_loss"].iat[-1]) and np.isnan(record["grad_norm"].iat[-1])
 
 
+def test_a_schedule_rate_that_overflows_is_a_divergence():
+    # lr * gamma**t: gamma**31 = 1e310 overflows a float (OverflowError) at step 32
+    record = runner.run(
+        "sgd",
+        "quadratic",
+        lr=1e-300,
+        steps=100,
+        schedule="exponential",
+        schedule_options={"gamma": 1e10},
+    )
+    assert record["step"].iat[-1] == 32 and record["diverged"].sum() == 1
+    assert record["diverged"].iat[-1] and record["scheduled_lr"].iat[-1] == math.inf
+    assert record.attrs["stop_reason"] == "diverged"
+
+
+def test_a_non_finite_scheduled_rate_is_a_divergence():
+    record = runner.run(
+        "sgd", "quadratic", lr=0.01, steps=10, schedule=lambda t: 0.01 if t < 3 else math.inf
+    )
+    assert record["step"].tolist() == [0, 1, 2, 3, 4]
+    assert record["diverged"].tolist() == [False] * 4 + [True]
+    assert np.isfinite(record["train_loss"].iat[-1])  # measured, the update not applied
+
+
 def replay_early_stopping(losses, patience, min_delta):
     """Index of the check at which the documented rule stops (None: it never does)."""
     best, checks_without_improvement = losses[0], 0
@@ -311,6 +335,8 @@ def test_default_budget():
         ({"steps": 5, "epochs": 1}, ValueError, "epochs or steps"),
         ({"log_every": 0}, ValueError, "log_every"),
         ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 2**63}, ValueError, r"seed must be an integer in \[0, 2\*\*63 - 1\]"),
+        ({"seed": 1.0}, ValueError, "seed must be an integer"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"optimizer_options": {"momentum": 0.9}}, ValueError, "adam has no option 'momentum'"),
         ({"optimizer_options": {"lr": 0.1}}, ValueError, "give the learning rate as lr"),

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optbench import runner, sweep
+from optbench import runner, sweep, tables
 
 SMALL = {
     "problems": ["quadratic", "logistic_regression"],
@@ -110,7 +111,7 @@ def test_files_and_resume_after_lost_cells(tmp_path, serial_table, monkeypatch):
     pd.testing.assert_frame_equal(without_time(first), without_time(serial_table))
     cell_files = sorted((out / "cells").glob("*.parquet"))
     assert len(cell_files) == 16 and not list((out / "cells").glob(".*"))
-    pd.testing.assert_frame_equal(sweep.read_table(out / "results.parquet"), first)
+    pd.testing.assert_frame_equal(tables.read_table(out / "results.parquet"), first)
 
     # lose three cells and the table, as a sweep killed before they finished would have
     for path in cell_files[:3]:
@@ -185,25 +186,6 @@ def test_killed_command_line_sweep_resumes(tmp_path):
     pd.testing.assert_frame_equal(without_time(resumed), without_time(reference))
 
 
-def test_writes_are_atomic(tmp_path, monkeypatch):
-    path = tmp_path / "table.parquet"
-    frame = pd.DataFrame({"a": [1.0, 2.0]})
-    sweep.write_table(frame, path)
-
-    def broken(self, target, **kwargs):
-        Path(target).write_bytes(b"half a parquet file")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
-    with pytest.raises(OSError, match="disk full"):
-        sweep.write_table(pd.DataFrame({"a": [3.0]}), path)
-    monkeypatch.undo()
-    pd.testing.assert_frame_equal(pd.read_parquet(path), frame)  # the old table, whole
-    assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
-    with pytest.raises(ValueError, match=r"\.parquet or \.csv"):
-        sweep.write_table(frame, tmp_path / "table.txt")
-
-
 def test_local_processes_give_the_serial_results(serial_table):
     parallel = sweep.sweep(small_grid(), jobs=2, progress=False)
     pd.testing.assert_frame_equal(without_time(parallel), without_time(serial_table))
@@ -266,7 +248,8 @@ def test_tune_metrics():
         ({"optimizers": ["sgd", "adamx"]}, ValueError, "unknown optimizer 'adamx'; choose from"),
         ({"optimizers": []}, ValueError, "optimizers is empty"),
         ({"seeds": [0, 0]}, ValueError, "seeds lists 0 twice"),
-        ({"seeds": [-1]}, ValueError, "seeds must be integers >= 0"),
+        ({"seeds": [-1]}, ValueError, r"seed must be an integer in \[0, 2\*\*63 - 1\], got -1"),
+        ({"seeds": [2**63]}, ValueError, "seed must be an integer in"),
         ({"lrs": [0.1, -0.1]}, ValueError, "lrs must be finite numbers > 0"),
         ({"batch_sizes": [0]}, ValueError, "batch_sizes"),
         ({"batch_sizes": [5000]}, ValueError, "batch_size must be in"),
@@ -301,3 +284,120 @@ def test_bad_sweep_arguments(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         sweep.sweep(small_grid(), client=object(), scheduler="tcp://127.0.0.1:1")
     assert not os.listdir(tmp_path)
+
+
+def test_a_second_sweep_on_the_same_out_is_refused_and_deletes_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "shared"
+    grid = small_grid(problems=["quadratic"], optimizers=["sgd"], seeds=[0])
+    real_run_cell = sweep.run_cell
+    first_is_running, first_may_go_on = threading.Event(), threading.Event()
+
+    def run_cell(spec):
+        if threading.current_thread() is not threading.main_thread():
+            first_is_running.set()
+            assert first_may_go_on.wait(60)
+        return real_run_cell(spec)
+
+    monkeypatch.setattr(sweep, "run_cell", run_cell)
+    first = threading.Thread(target=lambda: sweep.sweep(grid, out=out, progress=False))
+    first.start()
+    try:
+        assert first_is_running.wait(60)
+        in_progress = out / "cells" / ".a-cell-being-written.tmp"
+        in_progress.write_bytes(b"the first sweep's half-written cell")
+        with pytest.raises(ValueError, match=f"out {str(out)!r} is in use by another sweep"):
+            sweep.sweep(grid, out=out, progress=False)
+        assert in_progress.exists() and not list((out / "cells").glob("*.parquet"))
+    finally:
+        first_may_go_on.set()
+        first.join(60)
+    assert len(list((out / "cells").glob("*.parquet"))) == 2  # the first sweep finished
+    sweep.sweep(grid, out=out, progress=False)  # and let go of the folder
+
+
+def test_a_tuning_campaign_on_a_folder_in_use_is_refused(tmp_path):
+    out = tmp_path / "tuned"
+    grid = sweep.Grid(problems=["quadratic"], optimizers=["sgd"], lrs=[0.1], steps=3)
+    with (
+        sweep._locked(out, out),  # as another process's campaign holds it
+        pytest.raises(sweep.OutputInUse, match=f"out {str(out)!r} is in use"),
+    ):
+        sweep.tune(grid, out=out, progress=False)
+    assert os.listdir(out) == []
+    sweep.tune(grid, out=out, progress=False)
+
+
+def test_a_cell_file_that_is_not_its_cell_is_run_again(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    grid = small_grid(problems=["quadratic"], seeds=[0])
+    first = sweep.sweep(grid, out=out, progress=False)
+    ids = first["cell"].unique().tolist()
+    cells = out / "cells"
+    # one cell's file holds another valid cell's record, one is garbage, one is empty
+    (cells / f"{ids[0]}.parquet").write_bytes((cells / f"{ids[1]}.parquet").read_bytes())
+    (cells / f"{ids[2]}.parquet").write_bytes(b"not parquet")
+    tables.write_table(first.iloc[:0], cells / f"{ids[3]}.parquet")
+    ran = []
+    real_run_cell = sweep.run_cell
+    monkeypatch.setattr(sweep, "run_cell", lambda spec: ran.append(spec) or real_run_cell(spec))
+    resumed = sweep.sweep(grid, out=out, progress=False)
+    assert sorted(sweep.cell_id(spec) for spec in ran) == sorted([ids[0], ids[2], ids[3]])
+    pd.testing.assert_frame_equal(without_time(resumed), without_time(first))
+    for identifier in ids:
+        assert sweep.read_cell(cells / f"{identifier}.parquet", identifier) is not None
+
+
+def child_processes(pid):
+    """Ids of the live (not zombie) processes whose parent is ``pid``."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            state, parent = stat.rsplit(")", 1)[1].split()[:2]
+            if int(parent) == pid and state != "Z":
+                children.append(int(entry))
+    return children
+
+
+def is_alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_killed_parallel_sweep_leaves_no_worker_behind(tmp_path):
+    out = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "optbench", "sweep", "--problems", "rosenbrock",
+        "--optimizers", "sgd,adam", "--lrs", "1e-4,1e-3", "--seeds", "0,1,2",
+        "--steps", "20000", "--log-every", "5000", "--jobs", "2", "--out", str(out),
+        "--no-progress",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "cells").glob("*.parquet")):  # the workers are at work
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        workers = child_processes(process.pid)
+        assert workers
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+    try:
+        deadline = time.monotonic() + 20
+        while any(is_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in workers if is_alive(pid)]
+    finally:
+        for pid in workers:
+            if is_alive(pid):
+                os.kill(pid, signal.SIGKILL)

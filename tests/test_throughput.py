@@ -333,6 +333,13 @@ def test_cli_refuses_an_unwritable_out_before_measuring(tmp_path, capsys, monkey
     monkeypatch.setattr(throughput, "measure", measure)
     assert cli.main(["throughput", "--out", str(tmp_path)]) == 2
     assert "--out" in capsys.readouterr().err
+    for out, message in [
+        (str(tmp_path / ("x" * 300 + ".csv")), "a name is longer than"),
+        (str(tmp_path / "\udcff.csv"), "not valid UTF-8"),
+    ]:
+        assert cli.main(["throughput", "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("optbench throughput: error: --out ") and message in err
 
 
 FAULTS_SCRIPT = """

@@ -7,8 +7,8 @@ so that one can be handed to :func:`comma_list` to convert each item of a list.
 """
 
 import math
-import os
 
+from .. import tables
 from ..cli import UsageError
 
 
@@ -64,20 +64,24 @@ def key_values(option, items):
 
 
 def check_file_path(path, option="--out"):
-    """Refuse, before any work, an output path that cannot become a file (``None`` passes).
-
-    An existing directory, or a parent that exists but is not a directory, would only fail when
-    the results are written, after the measurements they hold.
-    """
+    """Refuse, before any work, an output path that could not become a file (``None`` passes):
+    see :func:`optbench.tables.check_writable`. Found only when the results are written, the
+    fault would lose the measurements they hold."""
     if path is None:
         return
-    if os.path.isdir(path):
-        raise UsageError(f"{option} {path!r}: is a directory; give a file name")
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise UsageError(f"{option} {path!r}: {parent!r} is not a directory")
+    try:
+        tables.check_writable(path)
+    except ValueError as error:
+        raise UsageError(f"{option} {error}") from None
+
+
+def check_directory_path(path, option):
+    """Refuse, before any work, a path that could not become a directory (see
+    :func:`check_file_path`)."""
+    try:
+        tables.check_writable(path, directory=True)
+    except ValueError as error:
+        raise UsageError(f"{option} {error}") from None
 
 
 def check_table_path(path, option="--out"):

@@ -3,6 +3,8 @@
 import os
 import sys
 
+from .. import tables
+from ..cli import UsageError
 from ..report import compare as comparison
 from ..report import document
 from ._parsing import check_table_path
@@ -30,17 +32,21 @@ def add_arguments(parser):
     parser.add_argument(
         "--fail-on-worse",
         action="store_true",
-        help="exit with status 1 when any item got worse beyond noise",
+        help="exit with status 1 when any item got worse beyond noise, or none was compared",
     )
 
 
 def command(args):
     check_table_path(args.out)
+    if args.out is not None:
+        inputs = comparison.sources(args.a) + comparison.sources(args.b)
+        if os.path.realpath(args.out) in {os.path.realpath(path) for path in inputs}:
+            raise UsageError(f"--out {args.out!r}: is one of the inputs; give another file")
     a, b = comparison.load(args.a), comparison.load(args.b)
     table = comparison.compare(a, b, threshold=args.threshold)
     missing = comparison.unmatched(a, b)
     if args.out is not None:
-        comparison.write_table(table, args.out)
+        tables.write_table(table, args.out)
     shown = table[table["change"] != ""] if args.only_changes else table
     print(_text(shown))
     worse = int((table["change"] == "worse").sum())
@@ -53,6 +59,12 @@ def command(args):
     )
     if args.out is not None:
         print(f"table written to {os.path.abspath(args.out)}", file=sys.stderr)
+    if args.fail_on_worse and table.empty:
+        print(
+            "optbench compare: --fail-on-worse: nothing was compared (no item measured in both)",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if args.fail_on_worse and worse else 0
 
 

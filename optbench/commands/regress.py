@@ -12,12 +12,10 @@ comparison could not be made (git or asv failed). See :mod:`optbench.regress` fo
     optbench regress v0.1 HEAD --publish                 # and the HTML site under reports/asv
 """
 
-import os
 import sys
-import tempfile
 
-from .. import regress
-from ._parsing import integer, number
+from .. import regress, tables
+from ._parsing import check_file_path, integer, number
 
 
 def add_arguments(parser):
@@ -113,20 +111,8 @@ def options_from(args):
     )
 
 
-def _write_csv(table, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".csv")
-    os.close(fd)
-    try:
-        table.to_csv(partial, index=False)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
 def command(args):
+    check_file_path(args.output, "--output")
     options = options_from(args)
     try:
         comparison = regress.compare_commits(args.repo, args.base, args.head, options)
@@ -138,5 +124,5 @@ def command(args):
     if comparison.run_dir:
         print(f"asv logs and results: {comparison.run_dir}")
     if args.output:
-        _write_csv(comparison.table, args.output)
+        tables.write_csv(comparison.table, args.output)
     return 1 if comparison.failed else 0

@@ -13,6 +13,7 @@ import time
 from .. import registry
 from ..cli import UsageError
 from . import _parsing
+from ._parsing import check_directory_path
 
 
 def add_arguments(parser):
@@ -80,6 +81,7 @@ def command(args):
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     out_dir = os.path.join(args.out_dir, name)
+    check_directory_path(out_dir, "--out-dir")
     start = time.perf_counter()
     index = build.build(
         profile,

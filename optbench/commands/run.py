@@ -6,7 +6,7 @@ strings become values with the converters of :mod:`optbench.commands._parsing`.
 
 import math
 
-from .. import runner, schedules
+from .. import runner, schedules, tables
 from ..cli import UsageError
 from ._parsing import batch_size, check_table_path, integer, key_values, number
 
@@ -211,8 +211,6 @@ def _summary(record, elapsed_label="training"):
 
 
 def command(args):
-    from ..sweep import write_table
-
     check_table_path(args.out)
     info = runner.resolve_optimizer(args.optimizer)
     runner.resolve_problem_class(args.problem)
@@ -261,6 +259,6 @@ def command(args):
         )
         print(_summary(record))
     if args.out is not None:
-        write_table(record, args.out)
+        tables.write_table(record, args.out)
         print(f"wrote {len(record)} rows to {args.out}")
     return 0

@@ -125,6 +125,7 @@ def grid_from_args(args):
 
 
 def command(args):
+    sweep.check_out(args.out, "--out", tune=args.tune)
     grid = grid_from_args(args)
     jobs = integer("--jobs", args.jobs)
     if (args.final_seeds is not None or args.metric != "final_loss") and not args.tune:

@@ -3,20 +3,19 @@
 Prints one table of the hot timings (optimizers and normalization layers, see
 :func:`optbench.throughput.table`), one of the dispatch latencies (hot and after the threads
 idled) unless ``--no-latency``, the start-up costs with ``--startup``, and writes every row to
-``--out`` as CSV (atomically: a temporary file in the same directory, then ``os.replace``).
+``--out`` as CSV (:func:`optbench.tables.write_csv`: atomically, floats exact), a path checked
+before anything is measured.
 
 Example, the targets of issue 8 (2 threads, float32)::
 
     optbench throughput --threads 2 --dtypes float32 --sizes 1e4,1e5,1e6,3e7 --out tp.csv
 """
 
-import os
 import sys
-import tempfile
 
 import pandas as pd
 
-from .. import peers, registry, throughput
+from .. import peers, registry, tables, throughput
 from ..cli import UsageError
 from ._parsing import check_file_path, comma_list, integer, number
 
@@ -90,20 +89,6 @@ def _choices(option, text, allowed, *, allow_none=False):
     return tuple(values)
 
 
-def _write_csv(frame, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, partial = tempfile.mkstemp(dir=directory, prefix=".throughput-", suffix=".csv")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
-
-
 def _print_table(title, frame):
     print(title)
     if frame.empty:
@@ -169,6 +154,6 @@ def command(args):
         throughput.targets(frame, times),
     )
     if args.out:
-        _write_csv(frame, args.out)
+        tables.write_csv(frame, args.out)
         print(f"wrote {len(frame)} rows to {args.out}")
     return 0

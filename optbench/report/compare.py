@@ -19,6 +19,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from .. import sweep, tables
+
 MEASUREMENT_COLUMNS = ["item", "metric", "median", "q25", "q75", "n"]
 HIGHER_IS_BETTER = frozenset(
     {"test_accuracy", "gb_per_s", "elements_per_s", "roofline_fraction", "speedup"}
@@ -91,17 +93,29 @@ def _item(frame, keys):
     )
 
 
+def _kind(columns):
+    """Which known result table has these columns: a measurement table, a run log (``step``
+    and ``train_loss``), a throughput table (``seconds``), or None."""
+    columns = set(columns)
+    if set(MEASUREMENT_COLUMNS) <= columns:
+        return "measurements"
+    if {"step", "train_loss"} <= columns:
+        return "run log"
+    if columns & {"seconds", "time_s", "seconds_median"}:
+        return "throughput"
+    return None
+
+
 def measurements(frame):
-    """Any known result table as a measurement table: a measurement table itself, a run log
-    (has ``step`` and ``train_loss``) or a throughput table (has ``seconds``)."""
+    """Any known result table (see :func:`_kind`) as a measurement table."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
-    columns = set(frame.columns)
-    if set(MEASUREMENT_COLUMNS) <= columns:
+    kind = _kind(frame.columns)
+    if kind == "measurements":
         return frame[MEASUREMENT_COLUMNS].copy()
-    if {"step", "train_loss"} <= columns:
+    if kind == "run log":
         return run_measurements(frame)
-    if "seconds" in columns or "time_s" in columns or "seconds_median" in columns:
+    if kind == "throughput":
         return throughput_measurements(frame)
     raise ValueError(
         "not a result table this tool knows: expected a measurement table "
@@ -110,56 +124,108 @@ def measurements(frame):
     )
 
 
-def read_table(path):
-    """A CSV or Parquet file as a DataFrame (by extension)."""
-    path = os.fspath(path)
-    if path.endswith(".parquet"):
-        return pd.read_parquet(path)
-    if path.endswith(".csv"):
-        return pd.read_csv(path)
-    raise ValueError(f"{path}: expected a .csv or .parquet file")
+# --------------------------------------------------------------------------------------------
+# result sets on disk
+# --------------------------------------------------------------------------------------------
+def _is_table(name):
+    return name.endswith(tables.SUFFIXES) and not name.startswith(".")
 
 
-def write_table(frame, path):
-    """Write ``frame`` to ``path`` (.csv or .parquet) atomically."""
-    from .figures import atomic_write
+def _sweep_groups(root, files, directories):
+    """The cells of each sweep in ``root`` that has no table yet, as one group each (a sweep
+    with a table, ``results.parquet`` beside ``cells/`` or ``T.parquet`` beside ``T.cells/``, is
+    that table); takes every cells directory out of ``directories``, out of the walk."""
+    groups = []
+    for cells in [d for d in directories if d == "cells" or d.endswith(".cells")]:
+        directories.remove(cells)
+        if cells == "cells":
+            names = [sweep.TABLE_NAME]
+        else:
+            names = [cells.removesuffix(".cells") + suffix for suffix in tables.SUFFIXES]
+        if any(name in files for name in names):
+            continue
+        cell_dir = os.path.join(root, cells)
+        group = [os.path.join(cell_dir, n) for n in sorted(os.listdir(cell_dir)) if _is_table(n)]
+        if group:
+            groups.append(group)
+    return groups
 
-    path = os.fspath(path)
-    if path.endswith(".parquet"):
-        atomic_write(path, lambda f: frame.to_parquet(f, index=False), mode="wb")
-    elif path.endswith(".csv"):
-        atomic_write(
-            path, lambda f: frame.to_csv(f, index=False, float_format="%.17g", lineterminator="\n")
-        )
-    else:
-        raise ValueError(f"{path}: expected a .csv or .parquet file")
 
-
-def load(path):
-    """The measurement table of a result set at ``path``: a report directory (its
-    ``data/measurements.csv``), any other directory (every CSV/Parquet table in it that is a
-    known result table, concatenated), or one table file."""
+def _groups(path):
+    """(groups, walked): the table files of the result set at ``path`` in groups read as one
+    table each (see :func:`load`), and whether they were found by walking a directory."""
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"path must be a path, got {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"result set {path!r} does not exist")
     if os.path.isfile(path):
-        return measurements(read_table(path))
+        return [[path]], False
     own = os.path.join(path, "data", "measurements.csv")
     if os.path.isfile(own):
-        return measurements(pd.read_csv(own))
-    tables = []
-    for root, _, files in sorted(os.walk(path)):
-        for name in sorted(files):
-            if name.endswith((".csv", ".parquet")) and not name.startswith("."):
-                try:
-                    tables.append(measurements(read_table(os.path.join(root, name))))
-                except ValueError:
-                    continue  # a table of another kind (a figure's data): not a result
-    if not tables:
-        raise ValueError(f"result set {path!r} holds no result table this tool knows")
-    return pd.concat(tables, ignore_index=True).drop_duplicates(["item", "metric"], keep="last")
+        return [[own]], False
+    groups = []
+    for root, directories, files in os.walk(path):
+        directories.sort()
+        groups += _sweep_groups(root, files, directories)
+        groups += [[os.path.join(root, name)] for name in sorted(files) if _is_table(name)]
+    return groups, True
+
+
+def sources(path):
+    """Every table file that :func:`load` reads for the result set at ``path``."""
+    return [file for group in _groups(path)[0] for file in group]
+
+
+def _describe(group):
+    return group[0] if len(group) == 1 else f"the cells in {os.path.dirname(group[0])}"
+
+
+def _read(group):
+    """The files of ``group`` as one table; ``ValueError`` naming a file that is unreadable."""
+    frames = []
+    for path in group:
+        try:
+            frames.append(tables.read_table(path))
+        except (OSError, ValueError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(f"{path}: not readable as a table ({reason})") from None
+    return pd.concat(frames, ignore_index=True)
+
+
+def load(path):
+    """The measurement table of the result set at ``path``.
+
+    ``path`` is one table file; a report directory (its ``data/measurements.csv``); or any
+    other directory, whose tables in it and below that are known result tables are read
+    (others, such as a figure's data, are skipped). A sweep's results are its table
+    (``results.parquet``, or ``T.parquet``/``T.csv`` beside ``T.cells/``), or its cells, read
+    as one table, if it has no table yet; never both. An item measured in two tables is an
+    error naming both; so is a table with no rows, or one that cannot be read.
+    """
+    groups, walked = _groups(path)
+    found, origin = [], {}
+    for group in groups:
+        frame = _read(group)
+        if walked and _kind(frame.columns) is None:
+            continue
+        if frame.empty:
+            raise ValueError(f"{_describe(group)}: the table has no rows")
+        try:
+            table = measurements(frame)
+        except ValueError as error:
+            raise ValueError(f"{_describe(group)}: {error}") from None
+        for key in table[["item", "metric"]].itertuples(index=False):
+            if origin.get(key, group) is not group:
+                raise ValueError(
+                    f"{key[0]} ({key[1]}) is measured in both {_describe(origin[key])} and "
+                    f"{_describe(group)}; compare one of them"
+                )
+            origin[key] = group
+        found.append(table)
+    if not found:
+        raise ValueError(f"result set {os.fspath(path)!r} holds no result table this tool knows")
+    return pd.concat(found, ignore_index=True)
 
 
 def compare(a, b, *, threshold=DEFAULT_THRESHOLD):

@@ -3,13 +3,13 @@
 Figures are drawn with Matplotlib's non-interactive ``Agg`` back end (no display is needed)
 and saved twice, as PNG (for the HTML page and the Markdown file) and as SVG (to zoom or to
 edit); the tidy table behind a figure is saved beside it as CSV. Every file is written to a
-temporary name in its target directory and moved into place with :func:`os.replace`, so a
-reader never sees half a file, even when the report is interrupted.
+temporary name in its target directory and moved into place with :func:`os.replace`
+(:func:`optbench.tables.atomic_write`), so a reader never sees half a file, even when the
+report is interrupted.
 """
 
 import contextlib
 import os
-import tempfile
 
 import matplotlib
 
@@ -18,11 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import registry
-
-# the process's umask, read once (reading it means setting it)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+from .. import registry, tables
 
 FIGURE_DIR = "figures"
 DATA_DIR = "data"
@@ -90,41 +86,16 @@ def new_figure(nrows=1, ncols=1, *, width=None, height=None, **kwargs):
     return fig, axes
 
 
-def atomic_write(path, writer, *, mode="w"):
-    """Call ``writer(file)`` on a temporary file beside ``path``, then move it onto ``path``.
-
-    ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. The temporary file is removed when
-    ``writer`` raises; ``path`` then keeps its old content.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(handle, mode, encoding=encoding) as f:
-            writer(f)
-        # mkstemp creates the file for its owner only; give it the permissions of a new file
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_text(path, text):
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text))
+    tables.atomic_write(path, lambda f: f.write(text))
 
 
 def save_table(frame, out_dir, name):
-    """Write ``frame`` to ``out_dir/data/<name>.csv`` atomically (index dropped, floats at full
-    precision) and return the path relative to ``out_dir``."""
+    """Write ``frame`` to ``out_dir/data/<name>.csv`` (:func:`optbench.tables.write_csv`) and
+    return the path relative to ``out_dir``."""
     relative = os.path.join(DATA_DIR, f"{name}.csv")
-    atomic_write(
-        os.path.join(out_dir, relative),
-        lambda f: frame.to_csv(f, index=False, float_format="%.17g", lineterminator="\n"),
-    )
+    tables.write_csv(frame, os.path.join(out_dir, relative))
     return relative
 
 
@@ -135,7 +106,7 @@ def save_figure(fig, out_dir, name):
     with style():
         for ext in ("png", "svg"):
             relative = os.path.join(FIGURE_DIR, f"{name}.{ext}")
-            atomic_write(
+            tables.atomic_write(
                 os.path.join(out_dir, relative),
                 lambda f, ext=ext: fig.savefig(f, format=ext, dpi=PNG_DPI, metadata=_metadata(ext)),
                 mode="wb",

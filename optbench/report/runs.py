@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 from tqdm import tqdm
 
-from .. import sweep
+from .. import sweep, tables
 
 RUNS_DIR = "runs"
 
@@ -84,12 +84,12 @@ def cached_runs(specs, out_dir, name, *, progress=True):
         total=len(specs), desc=name, unit="run", disable=not progress, file=sys.stderr
     ) as bar:
         for position, spec in enumerate(specs):
-            path = os.path.join(cell_dir, f"{sweep.cell_id(spec)}.parquet")
-            if os.path.exists(path):
-                frame = pd.read_parquet(path)
-            else:
+            identifier = sweep.cell_id(spec)
+            path = os.path.join(cell_dir, f"{identifier}.parquet")
+            frame = sweep.read_cell(path, identifier)
+            if frame is None:
                 frame = sweep.run_cell(spec)
-                sweep.write_table(frame, path)
+                tables.write_table(frame, path)
             frames.append(frame.assign(run=position))
             bar.update()
     return pd.concat(frames, ignore_index=True)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .. import peers, problems, sweep
+from .. import peers, problems, sweep, tables
 from .. import throughput as measurement
 from . import figures
 
@@ -167,7 +167,7 @@ def measure_profile(profile, *, threads=None, progress=True, cache_dir=None):
     problem_table = pd.concat(problem_tables, ignore_index=True)
     if paths is not None:
         for frame, path in zip((table, problem_table), paths, strict=True):
-            sweep.write_table(frame, path)
+            tables.write_table(frame, path)
     return Speeds(table, problem_table)
 
 
