@@ -24,6 +24,7 @@ compares to 4 float32 ulps of the array's largest magnitude.
 import contextlib
 import copy
 import dataclasses
+import importlib.util
 import inspect
 import re
 
@@ -434,6 +435,19 @@ CHECKS = {
     "codegen": check_codegen,
     "torch": check_torch,
 }
+
+
+def skipped_checks(spec, checks=None):
+    """``{check: reason}`` for the checks in ``checks`` (default all) that cannot apply to
+    ``spec`` here: they run and pass trivially."""
+    spec = registry.get(spec)
+    reasons = {}
+    if "torch" in (CHECKS if checks is None else checks):
+        if spec.torch_peer is None:
+            reasons["torch"] = "no torch.optim peer"
+        elif importlib.util.find_spec("torch") is None:
+            reasons["torch"] = "torch is not installed"
+    return reasons
 
 
 def run_checks(spec, *, checks=None, seed=0):

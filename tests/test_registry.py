@@ -2,6 +2,7 @@
 come in through entry points, and a broken one is left out with one warning naming it."""
 
 import dataclasses
+import importlib.util
 import inspect
 import sys
 import warnings
@@ -121,6 +122,32 @@ def test_a_reference_off_by_1e_3_fails_naming_the_first_step(rng):
     first = raised.value.failures[0]
     assert (first.check, first.variant, first.step) == ("reference", "default", 1)
     assert "first diverging step 1" in str(first)
+
+
+def test_optbench_check_exits_1_naming_the_first_diverging_step(clean_registry, capsys):
+    from optbench import cli
+
+    def off(param, grad, state, step, *, lr, **options):
+        reference.adam(param, grad, state, step, lr=lr * (1 + 1e-3), **options)
+
+    registry.register(
+        dataclasses.replace(
+            algorithms.ADAM, name="adam_wrong", class_name="AdamWrong", reference=off
+        )
+    )
+    assert cli.main(["check", "adam", "adam_wrong", "--checks", "reference,state_dict"]) == 1
+    out = capsys.readouterr().out
+    assert "adam: 2 checks passed" in out and "adam_wrong: 1 of 2 checks failed" in out
+    lines = [line for line in out.splitlines() if line.startswith("  adam_wrong: reference")]
+    assert lines and all("first diverging step 1, element" in line for line in lines)
+    assert cli.main(["check", "sgd", "--checks", "reference,torch"]) == 0
+    out = capsys.readouterr().out
+    if importlib.util.find_spec("torch") is None:
+        assert "sgd: 1 check passed, torch skipped: torch is not installed" in out
+    else:
+        assert "sgd: 2 checks passed" in out
+    assert any("float32" in line for line in lines) and any("float64" in line for line in lines)
+    assert "expected" in lines[0] and "got" in lines[0]
 
 
 def test_registering_a_taken_name_is_refused(clean_registry):

@@ -32,11 +32,19 @@ def command(args):
         seconds = time.perf_counter() - start
         if failures:
             failed += 1
-            print(f"{spec.name}: {len(failures)} of the checks failed ({seconds:.1f} s)")
+            failed_checks = len({failure.check for failure in failures})
+            print(
+                f"{spec.name}: {failed_checks} of {len(checks)} checks failed "
+                f"({len(failures)} failures, {seconds:.1f} s)"
+            )
             for failure in failures:
                 print(f"  {failure}")
         else:
-            print(f"{spec.name}: {len(checks)} checks passed ({seconds:.1f} s)")
+            skipped = testing.skipped_checks(spec, checks)
+            ran = len(checks) - len(skipped)
+            notes = "".join(f", {name} skipped: {why}" for name, why in skipped.items())
+            plural = "s" if ran != 1 else ""
+            print(f"{spec.name}: {ran} check{plural} passed{notes} ({seconds:.1f} s)")
     return 1 if failed else 0
 
 
