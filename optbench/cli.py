@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from .commands import UsageError
+
 # name -> (module, one-line help); the order is the order of ``optbench --help``
 COMMANDS = {
     "run": ("optbench.commands.run", "train one optimizer on one problem, write the log"),
@@ -21,10 +23,6 @@ COMMANDS = {
     "compare": ("optbench.commands.compare", "ratios between two result sets"),
     "regress": ("optbench.commands.regress", "asv comparison of two commits; fails on regressions"),
 }
-
-
-class UsageError(Exception):
-    """A bad command-line value; the message names it and, where there are any, the choices."""
 
 
 def _parser(argv):

@@ -63,7 +63,7 @@ import json
 import math
 import numbers
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -632,3 +632,46 @@ def _train(
             record.stop_reason = "early_stopping"
             break
     return record.finish()
+
+
+def lr_range_test(
+    optimizer,
+    problem,
+    *,
+    min_lr=1e-6,
+    max_lr=10.0,
+    steps=100,
+    batch_size=32,
+    seed=0,
+    optimizer_options=None,
+    problem_options=None,
+    window=None,
+    divergence_factor=4.0,
+):
+    """Train with the rate rising exponentially from ``min_lr`` to ``max_lr`` over ``steps``
+    steps (:class:`~optbench.schedules.RangeTest`), through :func:`run`, and read a rate off
+    the mini-batch losses with :func:`~optbench.schedules.suggest_lr`. The run ends early if
+    the loss becomes non-finite. Returns a :class:`~optbench.schedules.LRSuggestion` whose
+    ``record`` is the runner's record.
+    """
+    ramp = schedules.RangeTest(min_lr, max_lr, steps)
+    record = run(
+        optimizer,
+        problem,
+        lr=min_lr,
+        batch_size=batch_size,
+        schedule=ramp,
+        steps=steps,
+        seed=seed,
+        optimizer_options=optimizer_options,
+        problem_options=problem_options,
+        evaluate=False,
+    )
+    trained = record[record["step"] > 0]
+    suggestion = schedules.suggest_lr(
+        trained["scheduled_lr"].to_numpy(),
+        trained["train_loss"].to_numpy(),
+        window=window,
+        divergence_factor=divergence_factor,
+    )
+    return replace(suggestion, record=record)

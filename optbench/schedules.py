@@ -5,7 +5,6 @@ group of an optimizer before a step. Formulas follow ``torch.optim.lr_scheduler`
 so a schedule evaluated at step ``t`` equals torch's scheduler after ``t`` calls to ``step()``).
 """
 
-import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -524,48 +523,3 @@ def suggest_lr(lrs, losses, *, window=None, divergence_factor=4.0):
         lrs=kept,
         smoothed_loss=smoothed,
     )
-
-
-def lr_range_test(
-    optimizer,
-    problem,
-    *,
-    min_lr=1e-6,
-    max_lr=10.0,
-    steps=100,
-    batch_size=32,
-    seed=0,
-    optimizer_options=None,
-    problem_options=None,
-    window=None,
-    divergence_factor=4.0,
-):
-    """Train with the rate rising exponentially from ``min_lr`` to ``max_lr`` over ``steps``
-    steps (:class:`RangeTest`), through :func:`optbench.runner.run`, and read a rate off the
-    mini-batch losses with :func:`suggest_lr`. The run ends early if the loss becomes
-    non-finite. Returns an :class:`LRSuggestion` whose ``record`` is the runner's record.
-    """
-    # imported here: the runner imports this module (schedules sit below the runner)
-    from . import runner
-
-    ramp = RangeTest(min_lr, max_lr, steps)
-    record = runner.run(
-        optimizer,
-        problem,
-        lr=min_lr,
-        batch_size=batch_size,
-        schedule=ramp,
-        steps=steps,
-        seed=seed,
-        optimizer_options=optimizer_options,
-        problem_options=problem_options,
-        evaluate=False,
-    )
-    trained = record[record["step"] > 0]
-    suggestion = suggest_lr(
-        trained["scheduled_lr"].to_numpy(),
-        trained["train_loss"].to_numpy(),
-        window=window,
-        divergence_factor=divergence_factor,
-    )
-    return dataclasses.replace(suggestion, record=record)

@@ -45,6 +45,7 @@ import multiprocessing.connection
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,8 +365,12 @@ def _executor(jobs, client):
     if client is not None:
         from distributed import as_completed
 
+        # a key of this sweep alone: a task of an earlier sweep with the same cell, released
+        # but not yet forgotten by the scheduler, would cancel a new task under its key
+        run = uuid.uuid4().hex[:12]
+
         def submit(spec):
-            return client.submit(run_cell, spec, key=f"optbench-{cell_id(spec)}")
+            return client.submit(run_cell, spec, key=f"optbench-{cell_id(spec)}-{run}")
 
         return contextlib.nullcontext(), submit, as_completed
     if jobs == 1:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optbench.cli import UsageError
+from optbench.commands import UsageError
 from optbench.commands._parsing import (
     batch_size,
     check_file_path,

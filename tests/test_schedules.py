@@ -205,7 +205,7 @@ def test_suggest_lr_without_divergence_and_bad_input(rng):
 
 
 def test_lr_range_test_through_the_runner():
-    found = schedules.lr_range_test(
+    found = runner.lr_range_test(
         "sgd", "logistic_regression", min_lr=1e-5, max_lr=1e3, steps=80, batch_size=50
     )
     record = found.record

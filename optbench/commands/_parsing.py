@@ -1,7 +1,7 @@
 """Command-line strings to values, shared by the sub-commands.
 
 Options arrive as strings and are converted here, so that a malformed one gives a one-line
-:class:`~optbench.cli.UsageError` that names the option and repeats the offending text, e.g.
+:class:`~optbench.commands.UsageError` that names the option and repeats the offending text, e.g.
 ``--lrs '-1': expected a finite number > 0``. Every converter takes ``(option, text)`` first,
 so that one can be handed to :func:`comma_list` to convert each item of a list.
 """
@@ -9,7 +9,7 @@ so that one can be handed to :func:`comma_list` to convert each item of a list.
 import math
 
 from .. import tables
-from ..cli import UsageError
+from . import UsageError
 
 
 def number(option, text, *, positive=False):

@@ -4,8 +4,7 @@ optimizers; exit 0 when every check passes, 1 with one line per failure otherwis
 import time
 
 from .. import registry, testing
-from ..cli import UsageError
-from . import _parsing
+from . import UsageError, _parsing
 
 
 def add_arguments(parser):

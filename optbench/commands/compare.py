@@ -4,9 +4,9 @@ import os
 import sys
 
 from .. import tables
-from ..cli import UsageError
 from ..report import compare as comparison
 from ..report import document
+from . import UsageError
 from ._parsing import check_table_path
 
 

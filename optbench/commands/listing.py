@@ -1,7 +1,7 @@
 """``optbench list``: the problems, optimizers and schedules, with their options."""
 
 from .. import problems, registry, runner, schedules
-from ..cli import UsageError
+from . import UsageError
 
 SECTIONS = ("problems", "optimizers", "schedules")
 # The extras every optimizer takes (optbench.optim.Optimizer), which its own docstring omits.

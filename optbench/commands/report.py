@@ -11,8 +11,7 @@ import sys
 import time
 
 from .. import registry
-from ..cli import UsageError
-from . import _parsing
+from . import UsageError, _parsing
 from ._parsing import check_directory_path
 
 

@@ -7,7 +7,7 @@ strings become values with the converters of :mod:`optbench.commands._parsing`.
 import math
 
 from .. import runner, schedules, tables
-from ..cli import UsageError
+from . import UsageError
 from ._parsing import batch_size, check_table_path, integer, key_values, number
 
 BUDGET_HELP = (
@@ -227,7 +227,7 @@ def command(args):
             raise UsageError(
                 "--lr-range-test sets its own rates and length: use --min-lr, --max-lr, --steps"
             )
-        result = schedules.lr_range_test(
+        result = runner.lr_range_test(
             info,
             args.problem,
             min_lr=number("--min-lr", args.min_lr, positive=True),

@@ -7,7 +7,7 @@ written there at once, and running the same command again resumes an interrupted
 import time
 
 from .. import runner, sweep
-from ..cli import UsageError
+from . import UsageError
 from . import run as run_command
 from ._parsing import batch_size, comma_list, integer, key_values, number
 

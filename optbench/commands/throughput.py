@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 
 from .. import peers, registry, tables, throughput
-from ..cli import UsageError
+from . import UsageError
 from ._parsing import check_file_path, comma_list, integer, number
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import sweep, tables
+from . import speed_table
 
 MEASUREMENT_COLUMNS = ["item", "metric", "median", "q25", "q75", "n"]
 HIGHER_IS_BETTER = frozenset(
@@ -60,12 +61,10 @@ def run_measurements(log):
 
 
 def throughput_measurements(frame):
-    """A throughput table (see :func:`optbench.report.throughput.normalize`) as a measurement table
-    of ``seconds_per_step`` per (kernel, implementation, dtype, size, threads)."""
-    from . import throughput as speed
-
-    table = speed.normalize(frame)
-    keys = [key for key in speed.KEYS if key in table.columns]
+    """A throughput table (see :func:`optbench.report.speed_table.normalize`) as a measurement
+    table of ``seconds_per_step`` per (kernel, implementation, dtype, size, threads)."""
+    table = speed_table.normalize(frame)
+    keys = [key for key in speed_table.KEYS if key in table.columns]
     out = pd.DataFrame(
         {
             "item": _item(table, keys),

@@ -3,25 +3,8 @@ memory roofline, side-by-side ratios against peers, and each optimizer's per-ste
 ranking.
 
 The measurement itself is :func:`optbench.throughput.measure` (interleaved timing rounds,
-the STREAM roofline measured beside every size, the peers in the same process);
-:func:`normalize` brings its table to the columns used here, one row per kernel,
-implementation, dtype, size, layout and thread count, steady-state ("hot") timings only:
-
-=====================  ====================================================================
-kind                   ``optimizer`` or ``norm``
-kernel                 optimizer name (registry) or normalization layer
-implementation         ``optbench`` or a peer (``numpy reference``, ``numpy in-place``,
-                       ``torch for-loop``, ``torch foreach``, ``torch fused``, ``torch``)
-dtype, n_elements      parameter (or input) dtype and element count
-layout                 ``flat`` (one array), ``100 arrays``, or a norm input's shape
-threads                Numba (and torch) threads
-seconds                median seconds per step (per forward + backward for ``norm``)
-seconds_q25, _q75      its interquartile range over the timing rounds
-repeats                timing rounds
-gb_per_s               bytes the step must move / seconds / 1e9
-elements_per_s         n_elements / seconds
-roofline_gb_per_s      the machine's STREAM ``update`` rate measured at that working set
-=====================  ====================================================================
+the STREAM roofline measured beside every size, the peers in the same process); its table is
+brought to the columns of :mod:`optbench.report.speed_table` (:func:`normalize`).
 """
 
 import dataclasses
@@ -35,48 +18,11 @@ from tqdm import tqdm
 
 from .. import peers, problems, sweep, tables
 from .. import throughput as measurement
-from . import figures
+from . import compare, figures
+from .speed_table import normalize
 
-KEYS = ("kind", "kernel", "implementation", "dtype", "n_elements", "layout", "threads")
-CACHE_FILES = ("throughput.parquet", "problem-sizes.parquet")
-# optbench.throughput.measure's columns -> this module's
-RENAMED = {
-    "case": "kernel",
-    "n": "n_elements",
-    "time_s": "seconds",
-    "time_p25_s": "seconds_q25",
-    "time_p75_s": "seconds_q75",
-    "rounds": "repeats",
-    "gbps": "gb_per_s",
-    "roofline_gbps": "roofline_gb_per_s",
-}
 OURS = "optbench"
-COLUMNS = (
-    *KEYS,
-    "seconds",
-    "seconds_q25",
-    "seconds_q75",
-    "repeats",
-    "gb_per_s",
-    "elements_per_s",
-    "roofline_gb_per_s",
-)
-
-
-def normalize(frame):
-    """``frame`` (a table of :func:`optbench.throughput.measure`, or one already in this
-    module's columns) with exactly :data:`COLUMNS`: optimizer and norm rows of steady-state
-    timing (``mode == "hot"``), renamed."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
-    if "time_s" in frame.columns:
-        if "mode" in frame.columns:
-            frame = frame[frame["mode"] == "hot"]
-        frame = frame[frame["kind"].isin(["optimizer", "norm"])].rename(columns=RENAMED)
-    missing = [column for column in COLUMNS if column not in frame.columns]
-    if missing:
-        raise ValueError(f"throughput table lacks column(s) {', '.join(missing)}")
-    return frame[list(COLUMNS)].reset_index(drop=True)
+CACHE_FILES = ("throughput.parquet", "problem-sizes.parquet")
 
 
 class Speeds:
@@ -287,8 +233,6 @@ def ratio_figure(ratios, kind):
 def sections(report, speeds):
     """Add the throughput section of ``speeds`` (:class:`Speeds`) to ``report`` (a
     :class:`.build.Report`)."""
-    from . import compare
-
     table = speeds.table
     section = report.section("Throughput")
     threads = ", ".join(str(t) for t in sorted(table["threads"].unique()))
