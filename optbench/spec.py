@@ -13,6 +13,7 @@ A spec states by name what the kernel reads by position:
 against them by eye. ``dataclasses.replace(spec, name=..., ...)`` declares a new optimizer.
 """
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -243,7 +244,8 @@ class OptimizerSpec:
     hyperparameters : the options, in constructor order (see the module docstring).
     state : the state buffers, in the kernel's row order.
     chunk : the Numba chunk kernel ``chunk(param, grad, state, column, common, hp, step)``
-        (see ``optbench.kernels.drivers``).
+        (see ``optbench.kernels.drivers``), or None for an unfused optimizer: ``reference`` is
+        then its update, called array by array on the state (slower; reports mark it).
     reference : the NumPy oracle ``reference(param, grad, state, step, **options)``.
     lr : a learning rate at which the optimizer makes steady progress on a unit-scale problem
         (benchmarks and the quick report use it).
@@ -271,7 +273,7 @@ class OptimizerSpec:
     doc: str
     hyperparameters: tuple[Hyperparameter, ...]
     state: tuple[State, ...]
-    chunk: Callable
+    chunk: Callable | None
     reference: Callable
     lr: float
     variants: tuple[Variant, ...] = (Variant("default", {}, "the defaults"),)
@@ -295,13 +297,13 @@ class OptimizerSpec:
         _check_spec(self)
 
     # ------------------------------------------------------------------ derived views
-    @property
+    @functools.cached_property  # read at every step of a spec with ``prepare_step``
     def kernel_names(self):
         """The kernel's hyperparameter row ``hp``, by name, in order."""
         own = (n for h in self.hyperparameters for n in h.kernel_names)
         return (*own, *self.derived)
 
-    @property
+    @functools.cached_property
     def state_names(self):
         return tuple(s.name for s in self.state)
 
@@ -312,7 +314,13 @@ class OptimizerSpec:
 
     @property
     def fused(self):
+        """Whether a Numba chunk kernel updates it (else its NumPy reference does)."""
         return self.chunk is not None
+
+    @property
+    def label(self):
+        """The name as reports show it: ``"adam"``, or ``"name (unfused)"``."""
+        return self.name if self.fused else f"{self.name} (unfused)"
 
     def hyperparameter(self, name):
         for h in self.hyperparameters:

@@ -15,6 +15,10 @@ Checks (each over every variant where it says so, float32 and float64):
 * ``codegen``: the chunk's update loops make no masked loads or stores (AVX-512 machines);
 * ``torch``: parity with the ``torch.optim`` peer, when the spec names one and torch imports.
 
+An unfused spec (no chunk kernel: its reference is its update) has no kernel to compare:
+``serial_parallel`` and ``codegen`` do not apply (see :func:`skipped_checks`), and the others
+check the machinery around its update (groups, extras, state dict, policies).
+
 float64 runs the kernel and the reference independently and compares to 1e-10 relative;
 float32 restarts the reference from the kernel's parameters and state before every step (so
 rounding differences cannot accumulate into a tolerance that would hide a real error) and
@@ -231,6 +235,8 @@ def check_nonfinite(spec, rng):
 
 def check_serial_parallel(spec, rng):
     """A model cut into many small chunks, stepped serially and on Numba's threads."""
+    if not spec.fused:
+        return []
     failures = []
     saved_chunk = chunks.CHUNK_ELEMENTS
     chunks.CHUNK_ELEMENTS = 64
@@ -362,6 +368,8 @@ def check_bad_input(spec, rng):
 
 
 def check_codegen(spec, rng):
+    if not spec.fused:
+        return []
     import numba
     from numba import types
 
@@ -442,7 +450,12 @@ def skipped_checks(spec, checks=None):
     ``spec`` here: they run and pass trivially."""
     spec = registry.get(spec)
     reasons = {}
-    if "torch" in (CHECKS if checks is None else checks):
+    wanted = CHECKS if checks is None else checks
+    if not spec.fused:
+        for name in ("serial_parallel", "codegen"):
+            if name in wanted:
+                reasons[name] = "unfused (no chunk kernel)"
+    if "torch" in wanted:
         if spec.torch_peer is None:
             reasons["torch"] = "no torch.optim peer"
         elif importlib.util.find_spec("torch") is None:

@@ -862,6 +862,13 @@ def startup_times(optimizer="adam", *, timeout=600):
 # --------------------------------------------------------------------------------------------
 # presentation
 # --------------------------------------------------------------------------------------------
+def _case_label(case, kind):
+    """An optimizer's name, marked when it is unfused (its update is NumPy, not a kernel)."""
+    if kind == "optimizer" and case in registry.names():
+        return registry.get(case).label
+    return case
+
+
 def _format_time(seconds):
     if not math.isfinite(seconds):
         return ""
@@ -1010,7 +1017,10 @@ def table(frame, *, latency=False, kinds=("optimizer", "norm"), implementations=
     ratio_columns = [c for c in rows.columns if c.startswith("vs_") and rows[c].notna().any()]
     out = pd.DataFrame(
         {
-            "case": rows["case"],
+            "case": [
+                _case_label(case, kind)
+                for case, kind in zip(rows["case"], rows["kind"], strict=True)
+            ],
             "impl": rows["implementation"],
             "dtype": rows["dtype"],
             "n": [_format_size(n) for n in rows["n"]],

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from optim_helpers import make_grads, make_params
 
 from optbench import algorithms, optim, registry, spec, testing
 from optbench.reference import optimizers as reference
@@ -225,3 +226,59 @@ def test_report_refuses_an_unknown_optimizer_before_any_work(tmp_path, capsys):
     assert cli.main([*argv, "--optimizers", "adam,nosuch"]) == 2
     assert "--optimizers" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# unfused optimizers: a spec without a chunk kernel, its reference as its update
+# --------------------------------------------------------------------------------------------
+def unfused(base, name):
+    return dataclasses.replace(
+        base, name=name, class_name=name.title().replace("_", ""), chunk=None
+    )
+
+
+@pytest.mark.parametrize("base", [algorithms.ADAM, algorithms.NADAM, algorithms.ADAGRAD])
+def test_an_unfused_spec_passes_the_conformance_suite(clean_registry, base):
+    spec_ = unfused(base, f"{base.name}_numpy")
+    assert not spec_.fused and spec_.label == f"{spec_.name} (unfused)"
+    testing.check_optimizer(spec_)
+    skipped = testing.skipped_checks(spec_)
+    assert skipped["serial_parallel"] == skipped["codegen"] == "unfused (no chunk kernel)"
+
+
+def test_an_unfused_spec_steps_like_the_fused_one(rng):
+    slow = unfused(algorithms.NADAM, "nadam_numpy")
+    params = make_params(rng, np.float64, ((6, 4), (5,), ()))
+    twins = [p.copy() for p in params]
+    options = {"weight_decay": 0.1, "clip_value": 0.5, "max_norm": 1.0, "clip_norm": 2.0}
+    fast_opt = optim.make(algorithms.NADAM, params, **options)
+    slow_opt = optim.make(slow, twins, **options)
+    for _ in range(20):
+        grads = make_grads(rng, params)
+        fast_opt.step(grads)
+        slow_opt.step([g.copy() for g in grads])
+    for a, b in zip(params, twins, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    fast_state, slow_state = fast_opt.state_dict(), slow_opt.state_dict()
+    for index, entry in fast_state["state"].items():
+        assert entry.keys() == slow_state["state"][index].keys()
+        for name, value in entry.items():
+            np.testing.assert_allclose(slow_state["state"][index][name], value, rtol=1e-10)
+
+
+def test_an_unfused_plugin_runs_lists_and_reports(clean_registry, tmp_path, capsys):
+    import pandas as pd
+
+    from optbench import cli, runner
+
+    registry.register(unfused(algorithms.ADAM, "adam_numpy"))
+    frame = runner.run("adam_numpy", "quadratic", steps=20, seed=0)
+    reference_run = runner.run("adam", "quadratic", steps=20, seed=0)
+    np.testing.assert_allclose(frame["train_loss"], reference_run["train_loss"], rtol=1e-9)
+    assert cli.main(["list", "optimizers"]) == 0
+    assert "adam_numpy" in capsys.readouterr().out.split("(unfused")[0]
+    argv = ["report", "--profile", "tiny", "--out-dir", str(tmp_path), "--name", "u"]
+    argv += ["--no-progress", "--optimizers", "adam,adam_numpy", "--asv-results", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert "adam_numpy" in set(pd.read_csv(tmp_path / "u" / "data" / "ranking.csv")["optimizer"])
+    assert "Unfused (a NumPy update" in (tmp_path / "u" / "report.md").read_text()

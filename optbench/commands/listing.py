@@ -35,7 +35,8 @@ def _problems():
 def _optimizers():
     lines = ["optimizers (--optimizer NAME --lr X --opt KEY=VALUE)"]
     for spec in registry.specs():
-        lines.append(f"  {spec.name:20} {spec.class_name}, default lr {spec.lr:g}")
+        kind = "" if spec.fused else " (unfused: a NumPy update, no Numba kernel)"
+        lines.append(f"  {spec.name:20} {spec.class_name}, default lr {spec.lr:g}{kind}")
         for h in spec.hyperparameters:
             if h.in_signature and h.name != "lr":
                 doc = f": {h.doc}" if h.doc else ""

@@ -20,6 +20,7 @@ from ..kernels import optimizers as kernels
 from ..kernels._fpenv import SUPPORTED as FLUSH_SUPPORTED
 from ..kernels.chunks import chunk_bounds
 from ..kernels.drivers import COMMON, drivers
+from ..reference.optimizers import step_with_extras
 from .dispatch import (
     ALWAYS_PARALLEL_ELEMENTS,
     DISPATCH_MODES,
@@ -131,7 +132,7 @@ class Optimizer:
             raise TypeError("Optimizer is a base class: use optim.Adam, optim.SGD, ...")
         self._cached_options = self._cached_hyper = self._previous_grads = None
         self._max_norm_in_use = False
-        self._kernels = drivers(self.spec.chunk)
+        self._kernels = drivers(self.spec.chunk) if self.spec.fused else None
         self.defaults = {**defaults, "clip_value": clip_value, "l1": l1, "max_norm": max_norm}
         self.clip_norm = clip_norm
         self.nonfinite = validation.choice("nonfinite", nonfinite, NONFINITE_POLICIES)
@@ -428,6 +429,11 @@ class Optimizer:
                 return
             if self._clip_norm is not None:
                 hyper[:, 0] = _clip_factor(self._clip_norm, math.sqrt(squared_norm))
+        if self._kernels is None:
+            self._unfused_step(grads, hyper)
+            if self._max_norm_in_use:
+                self._apply_max_norm()
+            return
         if self.spec.prepare_step is not None:
             self._prepare_step(hyper)
         serial, parallel = self._kernels
@@ -453,12 +459,45 @@ class Optimizer:
         if self._max_norm_in_use:  # set with the hyper table above
             self._apply_max_norm()
 
+    def _unfused_step(self, grads, hyper):
+        """The step of a spec without a chunk kernel: its NumPy update, array by array, on
+        views of the state table (the same state, groups and state dict as a fused step)."""
+        names = self.spec.state_names
+        scalar_names = [s.name for s in self.spec.group_scalars]
+        updated = {}
+        for index, param, group_index, bucket, local in self._locate():
+            group = self._groups[group_index]
+            columns = bucket.columns(local)
+            state = {
+                name: bucket.state[names.index(name), columns].reshape(param.shape).copy()
+                for name in self.spec.state_in_use(group)
+            }
+            state.update(self._scalars[group_index])
+            options = {k: v for k, v in group.items() if k not in ("params", "max_norm")}
+            step_with_extras(
+                self.spec.reference,
+                param,
+                grads[index],
+                state,
+                int(bucket.steps[local]) + 1,
+                grad_scale=float(hyper[group_index, 0]),
+                **options,
+            )
+            for name in self.spec.state_in_use(group):
+                bucket.state[names.index(name), columns] = np.ravel(state[name])
+            updated[group_index] = {name: float(state[name]) for name in scalar_names}
+            bucket.steps[local] += 1
+        for group_index, scalars in updated.items():
+            self._scalars[group_index] = scalars
+
     def _prepare_step(self, hyper):
         """The spec's per-step values of every group, written into the hyper table."""
         first = COMMON + len(self.spec.kernel_names) - len(self.spec.derived)
         for i, group in enumerate(self._groups):
             step = self._group_step(i) + 1
-            hyper[i, first:] = self.spec.prepare_step(group, step, self._scalars[i])
+            values = self.spec.prepare_step(group, step, self._scalars[i])
+            for column, value in enumerate(values, first):
+                hyper[i, column] = value  # a slice assignment from a tuple costs 0.5 us more
 
     def _group_step(self, group_index):
         """Steps taken so far by the first array of group ``group_index``."""

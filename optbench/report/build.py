@@ -280,6 +280,13 @@ def _ranking_section(report, profile, log, speeds):
         "kernel's measured time per step at the problem's parameter count (the throughput "
         "measurement); wall seconds: the runs' measured training time, gradients included.",
     )
+    unfused = [name for name in profile.optimizers if not registry.get(name).fused]
+    if unfused:
+        report.text(
+            section,
+            f"Unfused (a NumPy update array by array, no Numba kernel): {', '.join(unfused)}. "
+            "Their seconds are those of that update, not of a fused kernel.",
+        )
     report.table(section, "ranking", table, "Steps and seconds to the target loss.")
     report.measurements.append(_steps_measurements(log, targets, metric))
     for column, label in (("steps_to_target", "steps"), ("seconds_to_target", "seconds")):
