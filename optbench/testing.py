@@ -402,6 +402,17 @@ def check_torch(spec, rng):
         import torch
     except ImportError:
         return []
+    # torch keeps per-step scalars (step, NAdam's mu_product) in its default dtype: float64
+    # here, so that float64 parameters are compared with a float64 computation throughout
+    saved_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _torch_parity(spec, torch, rng)
+    finally:
+        torch.set_default_dtype(saved_dtype)
+
+
+def _torch_parity(spec, torch, rng):
     failures = []
     torch_class = getattr(torch.optim, spec.torch_peer)
     for variant in spec.variants:

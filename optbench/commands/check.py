@@ -43,7 +43,8 @@ def command(args):
             ran = len(checks) - len(skipped)
             notes = "".join(f", {name} skipped: {why}" for name, why in skipped.items())
             plural = "s" if ran != 1 else ""
-            print(f"{spec.name}: {ran} check{plural} passed{notes} ({seconds:.1f} s)")
+            passed = f"{ran} check{plural} passed" if ran else "no check applies"
+            print(f"{spec.name}: {passed}{notes} ({seconds:.1f} s)")
     return 1 if failed else 0
 
 
