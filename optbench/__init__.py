@@ -7,9 +7,21 @@ cache) the first time they are called with a given dtype.
 __version__ = "0.1.0"
 
 
-def register(spec, *, replace=False):
-    """Make an :class:`optbench.spec.OptimizerSpec` known to all of optbench in this process
-    (see :func:`optbench.registry.register`); returns it."""
+def register(item, *, replace=False):
+    """Make an optimizer (an :class:`optbench.spec.OptimizerSpec`, see
+    :func:`optbench.registry.register`) or a problem (a :class:`optbench.problems.Problem`
+    subclass, see :func:`optbench.problems.register`) known to all of optbench in this
+    process; returns it."""
     from . import registry
+    from .spec import OptimizerSpec
 
-    return registry.register(spec, replace=replace)
+    if isinstance(item, OptimizerSpec):
+        return registry.register(item, replace=replace)
+    if isinstance(item, type):
+        from . import problems
+
+        if issubclass(item, problems.Problem):
+            return problems.register(item, replace=replace)
+    raise TypeError(
+        f"register takes an OptimizerSpec or a Problem subclass, got {type(item).__name__}"
+    )

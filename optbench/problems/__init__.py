@@ -1,6 +1,7 @@
 """Training problems: closed-form test functions, logistic regression and MLPs.
 
-``PROBLEMS`` maps each name to its class, in display order; :func:`make` builds one::
+``PROBLEMS`` maps each name to its class, in display order (plugins' and registered problems
+after the built-ins); :func:`make` builds one::
 
     from optbench import problems
 
@@ -11,27 +12,110 @@ Every problem implements :class:`~optbench.problems.base.Problem`; see its modul
 for the interface.
 """
 
+import re
+import warnings
+from collections.abc import Mapping
+from importlib import metadata
+
+from ..registry import PluginWarning
 from .analytic import Beale, NoisyQuadratic, Quadratic, Rosenbrock, Saddle
 from .base import Batch, Evaluation, Option, Problem
 from .logistic import LogisticRegression
 from .mlp import DeepSigmoidMLP, DigitsMLP, XorMLP
 
-PROBLEMS: dict[str, type[Problem]] = {
-    cls.name: cls
-    for cls in (
-        Quadratic,
-        NoisyQuadratic,
-        Rosenbrock,
-        Beale,
-        Saddle,
-        LogisticRegression,
-        XorMLP,
-        DigitsMLP,
-        DeepSigmoidMLP,
-    )
-}
+ENTRY_POINT_GROUP = "optbench.problems"
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 
-__all__ = ["PROBLEMS", "Batch", "Evaluation", "Option", "Problem", "get", "make", "parse_options"]
+# the built-in problems, in display order
+BUILTIN = (
+    Quadratic,
+    NoisyQuadratic,
+    Rosenbrock,
+    Beale,
+    Saddle,
+    LogisticRegression,
+    XorMLP,
+    DigitsMLP,
+    DeepSigmoidMLP,
+)
+
+
+class _ProblemTable(Mapping):
+    """Name -> problem class: the built-ins in display order, then plugins (entry-point group
+    ``optbench.problems``, loaded at the first lookup) and run-time registrations by name."""
+
+    def __init__(self):
+        self._builtin = {cls.name: cls for cls in BUILTIN}
+        self._registered = {}
+        self._plugins_loaded = False
+
+    def _all(self):
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            _load_plugins(self)
+        return {**self._builtin, **dict(sorted(self._registered.items()))}
+
+    def __getitem__(self, name):
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
+
+    def add(self, cls, *, replace=False):
+        if not (isinstance(cls, type) and issubclass(cls, Problem)) or cls is Problem:
+            raise TypeError(f"a problem must be a Problem subclass, got {cls!r}")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ValueError(f"{cls.__name__}.name must be a lower-case identifier, got {name!r}")
+        if name in self._builtin or (name in self._registered and not replace):
+            raise ValueError(f"a problem named {name!r} is already registered")
+        self._registered[name] = cls
+        return cls
+
+
+PROBLEMS = _ProblemTable()
+
+
+def _load_plugins(table):
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = f"plugin {entry_point.name!r} ({entry_point.value}, {ENTRY_POINT_GROUP})"
+        try:
+            value = entry_point.load()
+            found = value if isinstance(value, list | tuple) else (value,)
+            for cls in found:
+                table.add(cls)
+        except Exception as error:  # a broken plugin must not break optbench
+            warnings.warn(f"{where} left out: {error}", PluginWarning, stacklevel=3)
+
+
+def register(cls, *, replace=False):
+    """Make problem class ``cls`` (a :class:`Problem` subclass with a lower-case ``name``)
+    known to all of optbench in this process; returns it. ``ValueError`` when the name is in
+    use (unless ``replace`` and the holder is not built in)."""
+    PROBLEMS._all()
+    return PROBLEMS.add(cls, replace=replace)
+
+
+def unregister(name):
+    """Forget a problem registered at run time or by a plugin (the built-ins stay)."""
+    PROBLEMS._registered.pop(get(name).name, None)
+
+
+__all__ = [
+    "PROBLEMS",
+    "Batch",
+    "Evaluation",
+    "Option",
+    "Problem",
+    "get",
+    "make",
+    "parse_options",
+    "register",
+    "unregister",
+]
 
 
 def get(name):
