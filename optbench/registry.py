@@ -14,6 +14,7 @@ with one warning naming the plugin and its entry point; the rest of optbench kee
 import warnings
 from importlib import metadata
 
+from . import torch_optimizers
 from .algorithms import BUILTIN
 from .spec import OptimizerSpec
 
@@ -50,7 +51,15 @@ def get(name):
     for spec in specs():
         if spec.name == wanted:
             return spec
-    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(names())}")
+    torch_class = torch_optimizers.resolve(name)
+    if torch_class is not None:  # "torch.optim.Adam" or "torch_adam": made and registered
+        spec = torch_optimizers.torch_spec(torch_class)
+        _registered.setdefault(spec.name, spec)
+        return _registered[spec.name]
+    raise ValueError(
+        f"unknown optimizer {name!r}; choose from {', '.join(names())} "
+        f"(or any torch.optim class, as {torch_optimizers.NAME_PREFIX}NAME)"
+    )
 
 
 def register(spec, *, replace=False):
