@@ -101,7 +101,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from . import bandwidth, optim, peers, registry
+from . import bandwidth, optim, peers, registry, validation
 
 DTYPES = ("float32", "float64")
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
@@ -268,17 +268,8 @@ def _shapes(shapes):
     return tuple(result)
 
 
-def _positive(name, value, *, integer=False, allow_zero=False):
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}")
-    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return int(value) if integer else float(value)
-
-
 def _threads(threads):
-    threads = _positive("threads", threads, integer=True)
+    threads = validation.integer("threads", threads, 1)
     if threads > numba.config.NUMBA_NUM_THREADS:
         raise ValueError(
             f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "
@@ -603,14 +594,15 @@ def measure(
     stream = tuple(stream)
     if stream:
         _names("stream", stream, STREAM_KERNELS)
-    repeats = _positive(
-        "repeats", repeats if repeats is not None else 3 if quick else 5, integer=True
+    repeats = validation.integer(
+        "repeats", repeats if repeats is not None else 3 if quick else 5, 1
     )
-    min_batch_seconds = _positive(
+    min_batch_seconds = validation.real(
         "min_batch_seconds",
         min_batch_seconds if min_batch_seconds is not None else 0.005 if quick else 0.02,
+        low_open=True,
     )
-    settle_seconds = _positive("settle_seconds", settle_seconds, allow_zero=True)
+    settle_seconds = validation.real("settle_seconds", settle_seconds)
     torch = _import_torch() if any(p.startswith("torch") for p in peer_names) else None
     global _FREED_MEMORY_KEPT
     _FREED_MEMORY_KEPT = _FREED_MEMORY_KEPT or keep_freed_memory()
@@ -703,9 +695,9 @@ def dispatch_latency(
     optimizers = _names("optimizers", optimizers, registry.names())
     sizes = _sizes(sizes)
     modes = _names("modes", modes, LATENCY_MODES)
-    idle_seconds = _positive("idle_seconds", idle_seconds)
-    samples = _positive("samples", samples, integer=True)
-    rounds = _positive("rounds", rounds, integer=True)
+    idle_seconds = validation.real("idle_seconds", idle_seconds, low_open=True)
+    samples = validation.integer("samples", samples, 1)
+    rounds = validation.integer("rounds", rounds, 1)
     if torch is None:
         torch = _import_torch()
     rows = _latency_rows(
