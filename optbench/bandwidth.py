@@ -35,6 +35,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import validation
 from .kernels._config import INLINE, PARALLEL, SERIAL
 from .kernels.chunks import CHUNK_ELEMENTS, CHUNK_MULTIPLE, chunk_count
 
@@ -145,21 +146,13 @@ def _check_dtype(dtype):
     return dtype
 
 
-def _check_count(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def bytes_moved(kernel, n, dtype):
     """Bytes a call must move: (arrays read + arrays written) * n * itemsize.
 
     copy: 2 n w, triad: 3 n w, update: 3 n w, with w the item size (4 or 8 bytes).
     """
     _check_kernel(kernel)
-    n = _check_count("n", n, 0)
+    n = validation.integer("n", n, 0)
     reads, writes = ARRAY_TRAFFIC[kernel]
     return (reads + writes) * n * _check_dtype(dtype).itemsize
 
@@ -167,7 +160,7 @@ def bytes_moved(kernel, n, dtype):
 def elements_for_working_set(kernel, working_set_bytes, dtype):
     """Elements per array so that the kernel's arrays hold ``working_set_bytes`` (at least 1)."""
     _check_kernel(kernel)
-    working_set_bytes = _check_count("working_set_bytes", working_set_bytes, 1)
+    working_set_bytes = validation.integer("working_set_bytes", working_set_bytes, 1)
     itemsize = _check_dtype(dtype).itemsize
     return max(1, working_set_bytes // (N_ARRAYS[kernel] * itemsize))
 
@@ -181,7 +174,7 @@ def make_call(kernel, n, dtype, parallel, seed=0):
     scalar, so the values stay bounded however many calls are timed.
     """
     _check_kernel(kernel)
-    n = _check_count("n", n, 1)
+    n = validation.integer("n", n, 1)
     dtype = _check_dtype(dtype)
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(n, dtype=dtype) for _ in range(N_ARRAYS[kernel])]
@@ -246,12 +239,11 @@ def roofline(
     threads : Numba threads for the parallel kernel (default: Numba's current setting); the
         previous setting is restored afterwards.
     """
-    working_set_bytes = _check_count("working_set_bytes", working_set_bytes, 1)
-    repeats = _check_count("repeats", repeats, 1)
-    if not (isinstance(min_batch_seconds, int | float) and min_batch_seconds >= 0):
-        raise ValueError(f"min_batch_seconds must be a number >= 0, got {min_batch_seconds!r}")
+    working_set_bytes = validation.integer("working_set_bytes", working_set_bytes, 1)
+    repeats = validation.integer("repeats", repeats, 1)
+    min_batch_seconds = validation.real("min_batch_seconds", min_batch_seconds)
     previous = numba.get_num_threads()
-    threads = previous if threads is None else _check_count("threads", threads, 1)
+    threads = previous if threads is None else validation.integer("threads", threads, 1)
     if threads > numba.config.NUMBA_NUM_THREADS:
         raise ValueError(
             f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "

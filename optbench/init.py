@@ -24,10 +24,10 @@ of the leaky ReLU that follows, 0 for ReLU.)
 """
 
 import math
-import numbers
 
 import numpy as np
 
+from . import validation
 from .nn import FLOAT_DTYPES
 
 
@@ -41,13 +41,15 @@ def fans(shape):
 def glorot_uniform(shape, rng, *, gain=1.0, dtype=np.float64):
     """U(-b, b) with ``b = gain * sqrt(6 / (fan_in + fan_out))`` (Glorot and Bengio, 2010)."""
     fan_in, fan_out = fans(shape)
-    return _uniform(shape, rng, _gain(gain) * math.sqrt(6.0 / (fan_in + fan_out)), dtype)
+    gain = validation.real("gain", gain, low_open=True)
+    return _uniform(shape, rng, gain * math.sqrt(6.0 / (fan_in + fan_out)), dtype)
 
 
 def glorot_normal(shape, rng, *, gain=1.0, dtype=np.float64):
     """N(0, std^2) with ``std = gain * sqrt(2 / (fan_in + fan_out))`` (Glorot and Bengio)."""
     fan_in, fan_out = fans(shape)
-    return _normal(shape, rng, _gain(gain) * math.sqrt(2.0 / (fan_in + fan_out)), dtype)
+    gain = validation.real("gain", gain, low_open=True)
+    return _normal(shape, rng, gain * math.sqrt(2.0 / (fan_in + fan_out)), dtype)
 
 
 def he_uniform(shape, rng, *, negative_slope=0.0, dtype=np.float64):
@@ -72,9 +74,7 @@ def lecun_normal(shape, rng, *, dtype=np.float64):
 
 # --------------------------------------------------------------------------------------------
 def _shape(shape):
-    if isinstance(shape, numbers.Integral) or not isinstance(shape, tuple | list):
-        raise TypeError(f"shape must be a tuple of ints, got {shape!r}")
-    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
+    if not (isinstance(shape, tuple | list) and all(validation.is_integer(n) for n in shape)):
         raise TypeError(f"shape must be a tuple of ints, got {shape!r}")
     shape = tuple(int(n) for n in shape)
     if len(shape) < 2 or min(shape) < 1:
@@ -84,19 +84,8 @@ def _shape(shape):
     return shape
 
 
-def _gain(gain):
-    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
-        raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
-    if not (math.isfinite(gain) and gain > 0):
-        raise ValueError(f"gain must be a finite positive number, got {gain!r}")
-    return float(gain)
-
-
 def _he_std(negative_slope, fan_in):
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-        raise TypeError(f"negative_slope must be a real number, got {negative_slope!r}")
-    if not math.isfinite(negative_slope):
-        raise ValueError(f"negative_slope must be finite, got {negative_slope!r}")
+    negative_slope = validation.real("negative_slope", negative_slope, -math.inf)
     return math.sqrt(2.0 / ((1.0 + negative_slope**2) * fan_in))
 
 

@@ -31,11 +31,11 @@ of threads.
 
 import functools
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
+from . import validation
 from .kernels import activations, losses, norms
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -74,29 +74,6 @@ def _parameter(name, value, dtype, shape):
 def _contiguous(value):
     # np.ascontiguousarray would turn a 0-d array into a 1-d one
     return value if value.flags.c_contiguous else np.ascontiguousarray(value)
-
-
-def _real(name, value, low=-math.inf, high=math.inf, *, high_open=False):
-    if type(value) is not float:  # the common case skips the slow abstract-class checks
-        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-        value = float(value)
-    in_range = low <= value < high if high_open else low <= value <= high
-    if not (math.isfinite(value) and in_range):
-        if math.isinf(low) and math.isinf(high):
-            allowed = ""
-        elif math.isinf(high):
-            allowed = f" >= {low}"
-        else:
-            allowed = f" in [{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a finite number{allowed}, got {value!r}")
-    return value
-
-
-def _flag(name, value):
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _generator(rng):
@@ -152,12 +129,10 @@ _NO_ARRAY = {dtype: np.empty(0, dtype) for dtype in FLOAT_DTYPES}
 
 
 def _normalized_shape(normalized_shape, x):
-    if type(normalized_shape) is int or (
-        isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool)
-    ):
+    if validation.is_integer(normalized_shape):
         shape = (int(normalized_shape),)
     elif isinstance(normalized_shape, tuple | list) and all(
-        isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in normalized_shape
+        validation.is_integer(n) for n in normalized_shape
     ):
         shape = tuple(int(n) for n in normalized_shape)
     else:
@@ -208,7 +183,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = _normalized_shape(normalized_shape, x)
     weight = _parameter("weight", weight, x.dtype, shape)
     bias = _parameter("bias", bias, x.dtype, shape)
-    eps = _real("eps", eps, 0.0)
+    eps = validation.real("eps", eps)
     features = math.prod(shape)
     rows = _contiguous(x).reshape(-1, features)
     y = np.empty(x.shape, x.dtype)
@@ -291,7 +266,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None):
     _array("x", x)
     shape = _normalized_shape(normalized_shape, x)
     weight = _parameter("weight", weight, x.dtype, shape)
-    eps = float(np.finfo(x.dtype).eps) if eps is None else _real("eps", eps, 0.0)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else validation.real("eps", eps)
     features = math.prod(shape)
     rows = _contiguous(x).reshape(-1, features)
     y = np.empty(x.shape, x.dtype)
@@ -431,9 +406,9 @@ def batch_norm(
     running_var = _running_statistic("running_var", running_var, x.dtype, channels)
     weight = _parameter("weight", weight, x.dtype, channels)
     bias = _parameter("bias", bias, x.dtype, channels)
-    training = _flag("training", training)
-    momentum = None if momentum is None else _real("momentum", momentum, 0.0, 1.0)
-    eps = _real("eps", eps, 0.0)
+    training = validation.flag("training", training)
+    momentum = None if momentum is None else validation.real("momentum", momentum, 0.0, 1.0)
+    eps = validation.real("eps", eps)
     num_batches_tracked = _batch_counter(num_batches_tracked)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must both be arrays or both be None")
@@ -579,7 +554,7 @@ def relu_backward(dy, ctx):
 def leaky_relu(x, negative_slope=0.01):
     """``y = x if x > 0 else negative_slope * x``. Returns ``(y, ctx)``."""
     _array("x", x)
-    negative_slope = _real("negative_slope", negative_slope)
+    negative_slope = validation.real("negative_slope", negative_slope, -math.inf)
     x, y = _elementwise(activations.leaky_relu_forward, x, negative_slope)
     return y, LeakyReLUContext(x, negative_slope)
 
@@ -593,7 +568,7 @@ def leaky_relu_backward(dy, ctx):
 def elu(x, alpha=1.0):
     """``y = x if x > 0 else alpha * (exp(x) - 1)``. Returns ``(y, ctx)``."""
     _array("x", x)
-    alpha = _real("alpha", alpha)
+    alpha = validation.real("alpha", alpha, -math.inf)
     x, y = _elementwise(activations.elu_forward, x, alpha)
     return y, ELUContext(x, alpha)
 
@@ -662,9 +637,9 @@ def rrelu(x, lower=1.0 / 8, upper=1.0 / 3, training=False, rng=None):
     Returns ``(y, ctx)``.
     """
     _array("x", x)
-    lower = _real("lower", lower)
-    upper = _real("upper", upper, lower)
-    training = _flag("training", training)
+    lower = validation.real("lower", lower, -math.inf)
+    upper = validation.real("upper", upper, lower)
+    training = validation.flag("training", training)
     if not training:
         x, y = _elementwise(activations.leaky_relu_forward, x, (lower + upper) / 2)
         return y, RReLUContext(x, lower, upper, training, np.uint64(0))
@@ -748,8 +723,8 @@ def dropout(x, p=0.5, training=True, rng=None):
     ctx : DropoutContext, for :func:`dropout_backward`
     """
     _array("x", x)
-    p = _real("p", p, 0.0, 1.0, high_open=True)
-    training = _flag("training", training)
+    p = validation.real("p", p, 0.0, 1.0, high_open=True)
+    training = validation.flag("training", training)
     if not training or p == 0.0:
         return x, DropoutContext(x.shape, x.dtype, p, False, np.uint64(0))
     key = _stream_key(_generator(rng))
@@ -882,7 +857,7 @@ def mse_loss_backward(dloss, ctx):
 
 def _loss_gradient(dloss):
     """The upstream gradient of a scalar loss: any real number (NaN and Inf propagate)."""
-    if isinstance(dloss, bool | np.bool_) or not isinstance(dloss, numbers.Real):
+    if not validation.is_real(dloss):
         raise TypeError(f"dloss must be a real number, got {_describe(dloss)}")
     return float(dloss)
 

@@ -61,14 +61,13 @@ excepted.
 import inspect
 import json
 import math
-import numbers
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from . import optim, registry, schedules
+from . import optim, registry, schedules, validation
 from .problems.base import Problem
 from .spec import OptimizerSpec
 
@@ -108,9 +107,8 @@ class EarlyStopping:
                 f"early stopping monitor {self.monitor!r} is not a column that can be "
                 f"monitored; choose from {', '.join(MONITORS)}"
             )
-        _count("patience", self.patience)
-        if not (_is_real(self.min_delta) and 0 <= self.min_delta < math.inf):
-            raise ValueError(f"min_delta must be a finite number >= 0, got {self.min_delta!r}")
+        validation.integer("patience", self.patience, 1)
+        validation.real("min_delta", self.min_delta)
         if self.mode not in (None, "min", "max"):
             raise ValueError(f"mode must be 'min', 'max' or None, got {self.mode!r}")
 
@@ -141,33 +139,11 @@ class _Stopper:
 # --------------------------------------------------------------------------------------------
 # argument checks
 # --------------------------------------------------------------------------------------------
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _is_count(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _count(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 def check_seed(seed):
     """``int(seed)``; ``ValueError`` unless ``seed`` is an integer in [0, :data:`MAX_SEED`]."""
-    if not (_is_count(seed) and 0 <= seed <= MAX_SEED):
+    if not (validation.is_integer(seed) and 0 <= seed <= MAX_SEED):
         raise ValueError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
     return int(seed)
-
-
-def _learning_rate(lr):
-    if not _is_real(lr):
-        raise TypeError(f"lr must be a real number, got {type(lr).__name__}")
-    if not (math.isfinite(lr) and lr >= 0):
-        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
-    return float(lr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,10 +278,10 @@ def _budget(problem, batch_size, epochs, steps):
     if epochs is not None and steps is not None:
         raise ValueError("give epochs or steps, not both")
     if steps is not None:
-        return _count("steps", steps)
+        return validation.integer("steps", steps, 1)
     if epochs is None:
         return DEFAULT_STEPS if problem.n_train == 1 else DEFAULT_EPOCHS * per_epoch
-    return _count("epochs", epochs) * per_epoch
+    return validation.integer("epochs", epochs, 1) * per_epoch
 
 
 def _resolve_schedule(schedule, options, lr, total_steps):
@@ -415,15 +391,13 @@ def run(
     info = resolve_optimizer(optimizer)
     optimizer_options = dict(optimizer_options or {})
     check_optimizer_options(info, optimizer_options)
-    lr = info.lr if lr is None else _learning_rate(lr)
-    log_every = _count("log_every", log_every)
+    lr = info.lr if lr is None else validation.real("lr", lr)
+    log_every = validation.integer("log_every", log_every, 1)
     seed = check_seed(seed)
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise TypeError(f"early_stopping must be an EarlyStopping, got {early_stopping!r}")
-    if divergence_bound is not None and not (
-        _is_real(divergence_bound) and math.isfinite(divergence_bound)
-    ):
-        raise ValueError(f"divergence_bound must be a finite number, got {divergence_bound!r}")
+    if divergence_bound is not None:
+        validation.real("divergence_bound", divergence_bound, -math.inf)
     problem = build_problem(problem, int(seed), problem_options)
     size = problem.check_batch_size(batch_size)
     total_steps = _budget(problem, size, epochs, steps)
@@ -459,7 +433,7 @@ def run(
     frame.insert(1, "optimizer", info.name)
     frame.insert(2, "lr", lr)
     # the size asked for: problems without data take every size and run their one batch
-    frame.insert(3, "batch_size", int(batch_size) if _is_count(batch_size) else size)
+    frame.insert(3, "batch_size", int(batch_size) if validation.is_integer(batch_size) else size)
     frame.insert(4, "seed", int(seed))
     frame["optimizer_options"] = _json(optimizer_options)
     frame["problem_options"] = _json(_changed_options(problem))

@@ -6,20 +6,11 @@ so a schedule evaluated at step ``t`` equals torch's scheduler after ``t`` calls
 """
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-
-def _positive(name, value):
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-
-
-def _non_negative(name, value):
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+from . import validation
 
 
 @dataclass(frozen=True)
@@ -29,7 +20,7 @@ class Constant:
     lr: float
 
     def __post_init__(self):
-        _non_negative("lr", self.lr)
+        validation.real("lr", self.lr)
 
     def __call__(self, step):
         return self.lr
@@ -44,9 +35,9 @@ class StepDecay:
     gamma: float = 0.1
 
     def __post_init__(self):
-        _non_negative("lr", self.lr)
-        _positive("step_size", self.step_size)
-        _positive("gamma", self.gamma)
+        validation.real("lr", self.lr)
+        validation.real("step_size", self.step_size, low_open=True)
+        validation.real("gamma", self.gamma, low_open=True)
 
     def __call__(self, step):
         return self.lr * self.gamma ** (step // self.step_size)
@@ -60,8 +51,8 @@ class Exponential:
     gamma: float
 
     def __post_init__(self):
-        _non_negative("lr", self.lr)
-        _positive("gamma", self.gamma)
+        validation.real("lr", self.lr)
+        validation.real("gamma", self.gamma, low_open=True)
 
     def __call__(self, step):
         return self.lr * self.gamma**step
@@ -81,9 +72,9 @@ class CosineAnnealing:
     eta_min: float = 0.0
 
     def __post_init__(self):
-        _non_negative("lr", self.lr)
-        _positive("T_max", self.T_max)
-        _non_negative("eta_min", self.eta_min)
+        validation.real("lr", self.lr)
+        validation.real("T_max", self.T_max, low_open=True)
+        validation.real("eta_min", self.eta_min)
 
     def __call__(self, step):
         return _cosine(self.lr, self.eta_min, step / self.T_max)
@@ -103,11 +94,10 @@ class WarmRestarts:
     eta_min: float = 0.0
 
     def __post_init__(self):
-        _non_negative("lr", self.lr)
-        _positive("T_0", self.T_0)
-        if not (isinstance(self.T_mult, int) and self.T_mult >= 1):
-            raise ValueError(f"T_mult must be an integer >= 1, got {self.T_mult!r}")
-        _non_negative("eta_min", self.eta_min)
+        validation.real("lr", self.lr)
+        validation.real("T_0", self.T_0, low_open=True)
+        validation.integer("T_mult", self.T_mult, 1)
+        validation.real("eta_min", self.eta_min)
 
     def cycle(self, step):
         """``(T_cur, T_i)``: steps into the current cycle and its length."""
@@ -137,10 +127,10 @@ class Cyclical:
     mode: str = "triangular"
 
     def __post_init__(self):
-        _non_negative("base_lr", self.base_lr)
-        if not self.max_lr >= self.base_lr:
+        validation.real("base_lr", self.base_lr)
+        if not validation.real("max_lr", self.max_lr) >= self.base_lr:
             raise ValueError(f"max_lr must be >= base_lr, got {self.max_lr!r} < {self.base_lr!r}")
-        _positive("step_size", self.step_size)
+        validation.real("step_size", self.step_size, low_open=True)
         if self.mode not in ("triangular", "triangular2"):
             raise ValueError(f"mode must be 'triangular' or 'triangular2', got {self.mode!r}")
 
@@ -166,13 +156,11 @@ class OneCycle:
     final_div_factor: float = 1e4
 
     def __post_init__(self):
-        _non_negative("max_lr", self.max_lr)
-        if not (isinstance(self.total_steps, int) and self.total_steps >= 2):
-            raise ValueError(f"total_steps must be an integer >= 2, got {self.total_steps!r}")
-        if not 0.0 < self.pct_start < 1.0:
-            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start!r}")
-        _positive("div_factor", self.div_factor)
-        _positive("final_div_factor", self.final_div_factor)
+        validation.real("max_lr", self.max_lr)
+        validation.integer("total_steps", self.total_steps, 2)
+        validation.real("pct_start", self.pct_start, 0.0, 1.0, low_open=True, high_open=True)
+        validation.real("div_factor", self.div_factor, low_open=True)
+        validation.real("final_div_factor", self.final_div_factor, low_open=True)
 
     def __call__(self, step):
         if not 0 <= step < self.total_steps:
@@ -199,9 +187,8 @@ class Warmup:
     start_factor: float = 1.0 / 3.0
 
     def __post_init__(self):
-        _positive("steps", self.steps)
-        if not 0.0 < self.start_factor <= 1.0:
-            raise ValueError(f"start_factor must be in (0, 1], got {self.start_factor!r}")
+        validation.real("steps", self.steps, low_open=True)
+        validation.real("start_factor", self.start_factor, 0.0, 1.0, low_open=True)
 
     def __call__(self, step):
         progress = min(step, self.steps) / self.steps
@@ -227,11 +214,10 @@ class RangeTest:
     steps: int
 
     def __post_init__(self):
-        _positive("min_lr", self.min_lr)
-        if not self.max_lr > self.min_lr:
+        validation.real("min_lr", self.min_lr, low_open=True)
+        if not validation.real("max_lr", self.max_lr) > self.min_lr:
             raise ValueError(f"max_lr must be > min_lr, got {self.max_lr!r} <= {self.min_lr!r}")
-        if not (isinstance(self.steps, int) and self.steps >= 2):
-            raise ValueError(f"steps must be an integer >= 2, got {self.steps!r}")
+        validation.integer("steps", self.steps, 2)
 
     def __call__(self, step):
         fraction = min(step, self.steps - 1) / (self.steps - 1)
@@ -253,8 +239,7 @@ class ScheduleOption:
     def check_type(self, name, value):
         """Raise a ``TypeError`` naming the option if ``value`` is not of its type (an int
         is accepted for a float)."""
-        wanted = (numbers.Real if self.type is float else self.type, type(None))
-        if not isinstance(value, wanted) or isinstance(value, bool):
+        if not (value is None or validation.has_type(value, self.type)):
             raise TypeError(f"schedule option {name} must be a {self.type.__name__}, got {value!r}")
 
     def parse(self, name, text):
@@ -308,7 +293,7 @@ def _build_sgdr(lr, total_steps, T_0=None, T_mult=1, eta_min=0.0):
 
 
 def _build_cyclical(lr, total_steps, step_size=None, div_factor=4.0, mode="triangular"):
-    _positive("div_factor", div_factor)
+    validation.real("div_factor", div_factor, low_open=True)
     step_size = max(1, total_steps // 4) if step_size is None else step_size
     return Cyclical(lr / div_factor, lr, step_size, mode)
 
@@ -429,8 +414,7 @@ def make(name, lr, *, total_steps, **options):
         raise ValueError(
             f"schedule {name} has no option {unknown[0]!r}; its options are: {', '.join(valid)}"
         )
-    if not (isinstance(total_steps, int) and total_steps >= 1):
-        raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+    validation.integer("total_steps", total_steps, 1)
     for option, value in options.items():
         valid[option].check_type(option, value)
     warmup = options.pop("warmup", 0)
@@ -494,11 +478,10 @@ def suggest_lr(lrs, losses, *, window=None, divergence_factor=4.0):
         )
     if not (np.all(np.isfinite(lrs)) and np.all(lrs > 0) and np.all(np.diff(lrs) > 0)):
         raise ValueError("lrs must be positive, finite and increasing")
-    if not divergence_factor > 1.0:
-        raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
+    validation.real("divergence_factor", divergence_factor, 1.0, low_open=True)
     if window is None:
         window = max(3, len(losses) // 10 | 1)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+    if validation.integer("window", window, 1) % 2 == 0:
         raise ValueError(f"window must be an odd integer >= 1, got {window!r}")
     if len(losses) < window + 2:
         raise ValueError(f"a range test needs at least {window + 2} points, got {len(losses)}")

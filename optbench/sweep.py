@@ -54,7 +54,7 @@ import numba
 import pandas as pd
 from tqdm import tqdm
 
-from . import runner, schedules, tables
+from . import runner, schedules, tables, validation
 
 # Bumped whenever a change to the runner changes records: cells of older versions are re-run.
 RECORD_VERSION = 1
@@ -136,14 +136,14 @@ class Grid:
         optimizers = _names("optimizers", self.optimizers)
         set_field("optimizers", tuple(runner.resolve_optimizer(n).name for n in optimizers))
         if self.lrs is not None:
-            set_field("lrs", _names("lrs", self.lrs))
-            for lr in self.lrs:
-                if not (runner._is_real(lr) and 0 < lr < math.inf):
-                    raise ValueError(f"lrs must be finite numbers > 0, got {lr!r}")
-            set_field("lrs", tuple(float(lr) for lr in self.lrs))
+            lrs = _names("lrs", self.lrs)
+            set_field(
+                "lrs",
+                tuple(validation.real(f"lrs[{i}]", lr, low_open=True) for i, lr in enumerate(lrs)),
+            )
         set_field("batch_sizes", _names("batch_sizes", self.batch_sizes))
         for size in self.batch_sizes:
-            if not (size == "full" or (runner._is_count(size) and size >= 1)):
+            if not (size == "full" or (validation.is_integer(size) and size >= 1)):
                 raise ValueError(f"batch_sizes must be integers >= 1 or 'full', got {size!r}")
         set_field("batch_sizes", tuple(s if s == "full" else int(s) for s in self.batch_sizes))
         set_field("seeds", _names("seeds", self.seeds))
@@ -152,8 +152,8 @@ class Grid:
             raise ValueError("give epochs or steps, not both")
         for name in ("epochs", "steps"):
             if getattr(self, name) is not None:
-                set_field(name, runner._count(name, getattr(self, name)))
-        set_field("log_every", runner._count("log_every", self.log_every))
+                set_field(name, validation.integer(name, getattr(self, name), 1))
+        set_field("log_every", validation.integer("log_every", self.log_every, 1))
         set_field(
             "optimizer_options",
             _options_by_name("optimizer_options", self.optimizer_options, self.optimizers),
@@ -182,13 +182,8 @@ class Grid:
     def _check_run_arguments(self):
         """Build every problem once (its options and the batch sizes are checked there)."""
         if self.divergence_bound is not None:
-            if not (
-                runner._is_real(self.divergence_bound) and math.isfinite(self.divergence_bound)
-            ):
-                raise ValueError(
-                    f"divergence_bound must be a finite number, got {self.divergence_bound!r}"
-                )
-            object.__setattr__(self, "divergence_bound", float(self.divergence_bound))
+            bound = validation.real("divergence_bound", self.divergence_bound, -math.inf)
+            object.__setattr__(self, "divergence_bound", bound)
         if self.early_stopping is not None and not isinstance(
             self.early_stopping, runner.EarlyStopping
         ):
@@ -443,8 +438,7 @@ def _execute(cells, cell_dir, jobs, client, progress, desc):
 
 
 def _check_backend(jobs, client, scheduler):
-    if not (runner._is_count(jobs) and jobs >= 1):
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    validation.integer("jobs", jobs, 1)
     if client is not None and scheduler is not None:
         raise ValueError("give a Dask client or a scheduler address, not both")
 

@@ -89,10 +89,7 @@ cpu, python, numpy, numba, torch, numba_threading_layer, malloc
 import ctypes
 import gc
 import math
-import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -101,7 +98,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from . import bandwidth, optim, peers, registry
+from . import bandwidth, optim, peers, registry, startup, validation
 
 DTYPES = ("float32", "float64")
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
@@ -268,17 +265,8 @@ def _shapes(shapes):
     return tuple(result)
 
 
-def _positive(name, value, *, integer=False, allow_zero=False):
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}")
-    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return int(value) if integer else float(value)
-
-
 def _threads(threads):
-    threads = _positive("threads", threads, integer=True)
+    threads = validation.integer("threads", threads, 1)
     if threads > numba.config.NUMBA_NUM_THREADS:
         raise ValueError(
             f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "
@@ -603,14 +591,15 @@ def measure(
     stream = tuple(stream)
     if stream:
         _names("stream", stream, STREAM_KERNELS)
-    repeats = _positive(
-        "repeats", repeats if repeats is not None else 3 if quick else 5, integer=True
+    repeats = validation.integer(
+        "repeats", repeats if repeats is not None else 3 if quick else 5, 1
     )
-    min_batch_seconds = _positive(
+    min_batch_seconds = validation.real(
         "min_batch_seconds",
         min_batch_seconds if min_batch_seconds is not None else 0.005 if quick else 0.02,
+        low_open=True,
     )
-    settle_seconds = _positive("settle_seconds", settle_seconds, allow_zero=True)
+    settle_seconds = validation.real("settle_seconds", settle_seconds)
     torch = _import_torch() if any(p.startswith("torch") for p in peer_names) else None
     global _FREED_MEMORY_KEPT
     _FREED_MEMORY_KEPT = _FREED_MEMORY_KEPT or keep_freed_memory()
@@ -703,9 +692,9 @@ def dispatch_latency(
     optimizers = _names("optimizers", optimizers, registry.names())
     sizes = _sizes(sizes)
     modes = _names("modes", modes, LATENCY_MODES)
-    idle_seconds = _positive("idle_seconds", idle_seconds)
-    samples = _positive("samples", samples, integer=True)
-    rounds = _positive("rounds", rounds, integer=True)
+    idle_seconds = validation.real("idle_seconds", idle_seconds, low_open=True)
+    samples = validation.integer("samples", samples, 1)
+    rounds = validation.integer("rounds", rounds, 1)
     if torch is None:
         torch = _import_torch()
     rows = _latency_rows(
@@ -796,64 +785,29 @@ def _latency_cases(info, dtype, n, modes, torch, rng):
 # --------------------------------------------------------------------------------------------
 # start-up
 # --------------------------------------------------------------------------------------------
-_IMPORT_SCRIPT = """
-import time
-start, cpu = time.perf_counter(), time.process_time()
-import optbench.optim, optbench.nn, optbench.registry
-print(time.perf_counter() - start, time.process_time() - cpu)
-"""
-
-_FIRST_STEP_SCRIPT = """
-import sys, time
-import numpy as np
-from optbench import optim
-dispatch = sys.argv[2]
-params = [np.zeros(1000, np.float32), np.zeros(1000, np.float64)]
-grads = [np.ones(1000, np.float32), np.ones(1000, np.float64)]
-optimizer = optim.make(sys.argv[1], params, dispatch=dispatch)
-start, cpu = time.perf_counter(), time.process_time()
-optimizer.step(grads)
-print(time.perf_counter() - start, time.process_time() - cpu)
-"""
-
-
-def _run_script(script, arguments, cache_dir, timeout):
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "OPTBENCH_CACHE_DIR": cache_dir}
-    done = subprocess.run(
-        [sys.executable, "-c", script, *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
-    wall, cpu = done.stdout.split()[-2:]
-    return float(wall), float(cpu)
-
-
 def startup_times(optimizer="adam", *, timeout=600):
-    """Start-up costs in seconds, each measured in a new Python process.
+    """Start-up costs in seconds, each measured in a new Python process
+    (:func:`optbench.startup.measure`).
 
     Returns a dict: ``import_s`` (``import optbench.optim, optbench.nn, optbench.registry``),
-    ``first_step_compile_s`` (the first step of ``optimizer`` over a float32 and a float64
-    array, serial kernels, with an empty Numba cache: compilation), ``first_step_cached_s``
-    (the same in a second process, loading the machine code from the cache), and
-    ``first_parallel_step_compile_s`` / ``first_parallel_step_cached_s`` (the same with
-    ``dispatch="parallel"``); wall-clock seconds, and the process's CPU seconds under the same
-    names ending in ``_cpu_s`` (less sensitive to other processes on the machine). Numba's
-    cache goes to a temporary directory (``NUMBA_CACHE_DIR``), removed afterwards.
+    ``first_step_compile_s`` (building ``optimizer`` and taking its first step, once over a
+    float32 array and once over a float64 array of 1000 elements, serial kernels, with an empty
+    Numba cache: compilation), ``first_step_cached_s`` (the same in a second process, loading
+    the machine code from the cache), and ``first_parallel_step_compile_s`` /
+    ``first_parallel_step_cached_s`` (the same with ``dispatch="parallel"``); wall-clock
+    seconds, and the process's CPU seconds under the same names ending in ``_cpu_s`` (less
+    sensitive to other processes on the machine). Numba's cache goes to a temporary directory
+    (``NUMBA_CACHE_DIR``), removed afterwards.
     """
-    name = registry.get(optimizer).name
+    target = f"optimizer:{registry.get(optimizer).name}"
     runs = {}
     with tempfile.TemporaryDirectory() as cache_dir:
-        runs["import"] = _run_script(_IMPORT_SCRIPT, [], cache_dir, timeout)
+        seconds = startup.measure("import", cache_dir, timeout=timeout)
+        runs["import"] = seconds["import_s"], seconds["import_cpu_s"]
         for dispatch, label in (("serial", "first_step"), ("parallel", "first_parallel_step")):
-            runs[f"{label}_compile"] = _run_script(
-                _FIRST_STEP_SCRIPT, [name, dispatch], cache_dir, timeout
-            )
-            runs[f"{label}_cached"] = _run_script(
-                _FIRST_STEP_SCRIPT, [name, dispatch], cache_dir, timeout
-            )
+            for cache in ("compile", "cached"):
+                seconds = startup.measure(target, cache_dir, dispatch=dispatch, timeout=timeout)
+                runs[f"{label}_{cache}"] = seconds["first_calls_s"], seconds["first_calls_cpu_s"]
     result = {f"{key}_s": wall for key, (wall, _) in runs.items()}
     result.update({f"{key}_cpu_s": cpu for key, (_, cpu) in runs.items()})
     return result

@@ -1,9 +1,8 @@
 """Optimizers built from other optimizers: Lookahead and a hand-over from one to another."""
 
-import numbers
-
 import numpy as np
 
+from . import validation
 from .kernels import optimizers as kernels
 from .optim import Optimizer, work_table
 
@@ -14,13 +13,7 @@ def _check_inner(name, inner):
 
 
 def _lookahead_options(k, alpha):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    return int(k), float(alpha)
+    return validation.integer("k", k, 1), validation.real("alpha", alpha, 0.0, 1.0)
 
 
 def _by_dtype(arrays):
@@ -128,9 +121,8 @@ class Switch:
             a is not b for a, b in zip(first.params, second.params, strict=True)
         ):
             raise ValueError("first and second must optimize the same arrays, in the same order")
-        if isinstance(at_step, bool) or not isinstance(at_step, numbers.Integral) or at_step < 0:
-            raise ValueError(f"at_step must be an integer >= 0, got {at_step!r}")
-        self.first, self.second, self.at_step = first, second, int(at_step)
+        self.first, self.second = first, second
+        self.at_step = validation.integer("at_step", at_step)
         self.steps = 0
 
     @property

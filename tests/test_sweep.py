@@ -250,7 +250,7 @@ def test_tune_metrics():
         ({"seeds": [0, 0]}, ValueError, "seeds lists 0 twice"),
         ({"seeds": [-1]}, ValueError, r"seed must be an integer in \[0, 2\*\*63 - 1\], got -1"),
         ({"seeds": [2**63]}, ValueError, "seed must be an integer in"),
-        ({"lrs": [0.1, -0.1]}, ValueError, "lrs must be finite numbers > 0"),
+        ({"lrs": [0.1, -0.1]}, ValueError, r"lrs\[1\] must be a finite number > 0.0, got -0.1"),
         ({"batch_sizes": [0]}, ValueError, "batch_sizes"),
         ({"batch_sizes": [5000]}, ValueError, "batch_size must be in"),
         ({"epochs": 2}, ValueError, "epochs or steps"),

@@ -312,18 +312,47 @@ print(len(os.listdir("/proc/self/task")))
     assert both <= threads(True, False) + threads(False, True)
 
 
+STARTUP_NAMES = [
+    "import",
+    "first_step_compile",
+    "first_step_cached",
+    "first_parallel_step_compile",
+    "first_parallel_step_cached",
+]
+
+
 @pytest.mark.slow
 def test_startup_times():
     times = throughput.startup_times("sgd")
-    names = [
-        "import",
-        "first_step_compile",
-        "first_step_cached",
-        "first_parallel_step_compile",
-        "first_parallel_step_cached",
-    ]
-    assert set(times) == {f"{n}_s" for n in names} | {f"{n}_cpu_s" for n in names}
+    assert set(times) == {f"{n}_s" for n in STARTUP_NAMES} | {f"{n}_cpu_s" for n in STARTUP_NAMES}
     assert all(value > 0 for value in times.values())
+
+
+def test_startup_times_compiles_then_loads_from_one_cache(monkeypatch):
+    calls = []
+
+    def measure(target, cache_dir, *, dispatch="auto", timeout):
+        calls.append((target, cache_dir, dispatch))
+        seconds = len(calls)
+        return {
+            "import_s": seconds,
+            "import_cpu_s": -seconds,
+            "first_calls_s": 10 * seconds,
+            "first_calls_cpu_s": -10 * seconds,
+        }
+
+    monkeypatch.setattr(throughput.startup, "measure", measure)
+    times = throughput.startup_times("SGD")
+    assert [(target, dispatch) for target, _, dispatch in calls] == [
+        ("import", "auto"),
+        ("optimizer:sgd", "serial"),
+        ("optimizer:sgd", "serial"),
+        ("optimizer:sgd", "parallel"),
+        ("optimizer:sgd", "parallel"),
+    ]
+    assert len({cache_dir for _, cache_dir, _ in calls}) == 1
+    assert list(times) == [f"{n}_s" for n in STARTUP_NAMES] + [f"{n}_cpu_s" for n in STARTUP_NAMES]
+    assert list(times.values()) == [1, 20, 30, 40, 50, -1, -20, -30, -40, -50]
 
 
 def test_cli_refuses_an_unwritable_out_before_measuring(tmp_path, capsys, monkeypatch):

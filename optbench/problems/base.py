@@ -22,12 +22,13 @@ the plotting window and implement :meth:`Problem.loss_grid`, for contour plots.
 
 import abc
 import math
-import numbers
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+
+from .. import validation
 
 DTYPES = ("float32", "float64")
 
@@ -85,15 +86,7 @@ class Option:
 
     def _typed(self, name, value):
         wanted = self.type
-        if wanted is bool:
-            ok = isinstance(value, bool | np.bool_)
-        elif wanted is int:
-            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-        elif wanted is float:
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-        else:
-            ok = isinstance(value, wanted)
-        if not ok:
+        if not validation.has_type(value, wanted):
             raise TypeError(
                 f"problem option {name} must be {_article(wanted.__name__)}, "
                 f"got {type(value).__name__} {value!r}"
@@ -176,7 +169,7 @@ class Problem(abc.ABC):
         if unknown:
             valid = ", ".join(self.options) or "none"
             raise ValueError(f"{self.name} has no option {unknown[0]!r}; its options are: {valid}")
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        if not (validation.is_integer(seed) and seed >= 0):
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
         self.config = {name: option.default for name, option in self.options.items()}
@@ -255,7 +248,7 @@ class Problem(abc.ABC):
         ``n_train``)."""
         if batch_size is None or (isinstance(batch_size, str) and batch_size == "full"):
             return self.n_train
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        if not validation.is_integer(batch_size):
             raise TypeError(f"batch_size must be an int or 'full', got {batch_size!r}")
         if self.n_train == 1:
             if batch_size < 1:
