@@ -151,6 +151,8 @@ def compare_with_reference(spec, opt, params, rng, steps, grad_source=make_grads
             found = first_difference(params[i], param, params[i].dtype)
             if found is not None:
                 return (step, f"params[{i}]", *found)
+            if state[i]["step"] != step:
+                return (step, f"state[{i}]['step']", -1, state[i]["step"], step)
             names = set(state[i]) - {"step"}
             if names != set(reference_states[i]):
                 return (step, f"state[{i}] buffers", -1, sorted(names), sorted(reference_states[i]))

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from optbench.reference.optimizers import global_grad_scale, step_with_extras
+from optbench.testing import compare_with_reference
 
 DTYPES = (np.float32, np.float64)
 
@@ -44,41 +44,8 @@ def assert_close(actual, expected, dtype, what):
 
 
 def run_side_by_side(info, opt, params, rng, steps, grad_source=make_grads):
-    """Step ``opt`` and the reference together, checking params and state after every step.
-
-    float64 runs both for ``steps`` steps independently (logic errors show at rtol 1e-10).
-    float32 restarts the reference from the kernel's params and state before every step, so
-    each step is compared from identical inputs and rounding differences (fused multiply-adds)
-    cannot accumulate into a tolerance that would hide a real error.
-    """
-    reference_params = [p.copy() for p in params]
-    reference_states = [{} for _ in params]
-    groups = [g for g in opt.param_groups for _ in g["params"]]
-    resync = params[0].dtype == np.float32
-    state = {}
-    for step in range(1, steps + 1):
-        grads = grad_source(rng, params)
-        if resync:
-            reference_params = [p.copy() for p in params]
-            reference_states = [
-                {
-                    k: np.copy(v) if isinstance(v, np.ndarray) else v
-                    for k, v in state.get(i, {}).items()
-                    if k != "step"
-                }
-                for i in range(len(params))
-            ]
-        opt.step(grads)
-        state = opt.state_dict()["state"]
-        scale = 1.0 if opt.clip_norm is None else global_grad_scale(grads, opt.clip_norm)
-        for i, (param, grad) in enumerate(zip(reference_params, grads, strict=True)):
-            options = group_options(groups[i])
-            step_with_extras(
-                info.reference, param, grad, reference_states[i], step, grad_scale=scale, **options
-            )
-            dtype = params[i].dtype.type
-            assert_close(params[i], param, dtype, f"step {step} params[{i}]")
-            for name, value in reference_states[i].items():
-                assert_close(state[i][name], value, dtype, f"step {step} state[{i}][{name}]")
-            assert set(state[i]) == {"step", *reference_states[i]}
-            assert state[i]["step"] == step
+    """Step ``opt`` and the reference together (:func:`optbench.testing.compare_with_reference`:
+    float64 independently, float32 restarted from the kernel's state every step); fail at the
+    first diverging step, naming the array or buffer and the element."""
+    found = compare_with_reference(info, opt, params, rng, steps, grad_source)
+    assert found is None, "step {}: {} element {}: got {!r}, reference {!r}".format(*found)

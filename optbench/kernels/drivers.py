@@ -45,38 +45,32 @@ from ._pointers import view
 COMMON = 5
 FLUSH = 4
 
-_TEMPLATE = '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
+_DRIVER = """
+
+@njit(**{options})
+def {name}(work, param_addresses, grad_addresses, state, hyper, steps):
+    count_step(steps)
+    addresses = (param_addresses, grad_addresses)
+    for k in {loop}(work.shape[0]):
+        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
+        param, grad, column, step, common, hp = arguments
+        saved = flush_begin(common[FLUSH])
+        chunk(param, grad, state, column, common, hp, step)
+        flush_end(saved)
+"""
+# {qualified} and {import_line} are filled in per chunk; the two drivers differ in their loop
+_TEMPLATE = (
+    '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
 
 from numba import njit, prange
 
 from optbench.kernels._fpenv import flush_begin, flush_end
 from optbench.kernels.drivers import FLUSH, chunk_arguments, count_step
 {import_line}
-
-
-@njit(**SERIAL_OPTIONS)
-def serial(work, param_addresses, grad_addresses, state, hyper, steps):
-    count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in range(work.shape[0]):
-        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
-        param, grad, column, step, common, hp = arguments
-        saved = flush_begin(common[FLUSH])
-        chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
-
-
-@njit(**PARALLEL_OPTIONS)
-def parallel(work, param_addresses, grad_addresses, state, hyper, steps):
-    count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in prange(work.shape[0]):
-        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
-        param, grad, column, step, common, hp = arguments
-        saved = flush_begin(common[FLUSH])
-        chunk(param, grad, state, column, common, hp, step)
-        flush_end(saved)
 '''
+    + _DRIVER.format(options="SERIAL_OPTIONS", name="serial", loop="range")
+    + _DRIVER.format(options="PARALLEL_OPTIONS", name="parallel", loop="prange")
+)
 
 _made = {}
 
