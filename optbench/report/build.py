@@ -284,7 +284,8 @@ def _ranking_section(report, profile, log, speeds):
     if unfused:
         report.text(
             section,
-            f"Unfused (a NumPy update array by array, no Numba kernel): {', '.join(unfused)}. "
+            "Unfused (no Numba kernel: a NumPy or torch update, array by array): "
+            f"{', '.join(unfused)}. "
             "Their seconds are those of that update, not of a fused kernel.",
         )
     report.table(section, "ranking", table, "Steps and seconds to the target loss.")
