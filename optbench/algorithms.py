@@ -200,6 +200,44 @@ RMSPROP = OptimizerSpec(
     inplace_peer=inplace.rmsprop,
 )
 
+ADADELTA = OptimizerSpec(
+    name="adadelta",
+    class_name="Adadelta",
+    summary="Adadelta (Zeiler 2012), as ``torch.optim.Adadelta``.",
+    doc=r"""
+    .. math::
+        v_t &= \rho v_{t-1} + (1 - \rho) g_t^2 \\
+        \Delta_t &= \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}} g_t, \quad
+        u_t = \rho u_{t-1} + (1 - \rho) \Delta_t^2 \\
+        p_t &= p_{t-1} - \gamma \Delta_t
+
+    The step's unit comes from the running average of past steps ``u``: ``lr = 1`` is the
+    paper's method, a smaller ``lr`` scales it.
+    """,
+    hyperparameters=(
+        Real("lr", 1.0),
+        Real("rho", 0.9, high=1.0, doc="decay of both running averages"),
+        Real("eps", 1e-6),
+        Real("weight_decay", 0.0),
+        MAXIMIZE,
+    ),
+    state=(State("square_avg"), State("acc_delta")),
+    chunk=kernels.adadelta_chunk,
+    reference=reference.adadelta,
+    lr=0.1,
+    variants=(
+        Variant("default", {}),
+        Variant("l2", {"weight_decay": 0.1}, "L2 penalty in the gradient"),
+        Variant("everything", {"lr": 0.5, "rho": 0.5, "eps": 1e-3, "maximize": True}),
+    ),
+    error_inputs=(*LR_ERRORS, ErrorInput({"rho": 1.5}, ValueError, "rho")),
+    converges={"quadratic": {"lr": 0.1}, "rosenbrock": {"lr": 0.03}},
+    search_space={"lr": LogUniform(1e-3, 10.0), "rho": Uniform(0.5, 0.99)},
+    torch_peer="Adadelta",
+    inplace_peer=inplace.adadelta,
+    inplace_scratch=2,
+)
+
 ADAM = OptimizerSpec(
     name="adam",
     class_name="Adam",
@@ -510,4 +548,4 @@ ADABOUND = OptimizerSpec(
     inplace_peer=inplace.adabound,
 )
 
-BUILTIN = (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, RADAM, LION, NADAM, ADABOUND)
+BUILTIN = (SGD, ADAGRAD, ADADELTA, RMSPROP, ADAM, ADAMW, ADAMAX, RADAM, LION, NADAM, ADABOUND)

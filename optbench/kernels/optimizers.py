@@ -171,6 +171,38 @@ def adagrad_chunk(param, grad, state, column, common, hp, step):
 
 
 # --------------------------------------------------------------------------------------------
+# Adadelta
+# hyper row: lr, rho, eps, weight_decay
+# state rows: square_avg, acc_delta
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def adadelta_chunk(param, grad, state, column, common, hp, step):
+    """Adadelta (Zeiler 2012), as ``torch.optim.Adadelta``.
+
+    g = gradient (see gradient) + weight_decay * p
+    v = rho * v + (1 - rho) * g * g
+    d = sqrt(u + eps) / sqrt(v + eps) * g
+    u = rho * u + (1 - rho) * d * d
+    p = p - lr * d
+    """
+    t = param.dtype.type
+    lr, rho, eps, weight_decay = t(hp[0]), t(hp[1]), t(hp[2]), t(hp[3])
+    one_minus_rho = t(1.0 - hp[1])
+    factor, clip, l1 = gradient_options(common, t)
+    square_avg = state[0, column : column + param.size]
+    acc_delta = state[1, column : column + param.size]
+    for j in range(param.size):
+        g = gradient(grad[j], param[j], factor, clip, l1)
+        if weight_decay != 0:
+            g = g + weight_decay * param[j]
+        v = rho * square_avg[j] + one_minus_rho * g * g
+        square_avg[j] = v
+        d = np.sqrt(acc_delta[j] + eps) / np.sqrt(v + eps) * g
+        acc_delta[j] = rho * acc_delta[j] + one_minus_rho * d * d
+        param[j] = param[j] - lr * d
+
+
+# --------------------------------------------------------------------------------------------
 # RMSprop
 # hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg

@@ -57,6 +57,33 @@ def adagrad(param, grad, state, scratch, step, o):
     np.subtract(param, s, out=param)
 
 
+def adadelta(param, grad, state, scratch, step, o):
+    """v = rho v + (1 - rho) g^2;  d = sqrt(u + eps) / sqrt(v + eps) g;  u = rho u + (1 - rho) d^2;
+    p -= lr d."""
+    require(o, weight_decay=0.0, maximize=False)
+    if "square_avg" not in state:
+        state["square_avg"] = np.zeros_like(param)
+        state["acc_delta"] = np.zeros_like(param)
+    v, u, s, d = state["square_avg"], state["acc_delta"], scratch[0], scratch[1]
+    rho, eps = o["rho"], o["eps"]
+    np.multiply(v, rho, out=v)
+    np.multiply(grad, grad, out=s)
+    np.multiply(s, 1.0 - rho, out=s)
+    np.add(v, s, out=v)
+    np.add(v, eps, out=s)
+    np.sqrt(s, out=s)
+    np.add(u, eps, out=d)
+    np.sqrt(d, out=d)
+    np.divide(d, s, out=d)
+    np.multiply(d, grad, out=d)
+    np.multiply(u, rho, out=u)
+    np.multiply(d, d, out=s)
+    np.multiply(s, 1.0 - rho, out=s)
+    np.add(u, s, out=u)
+    np.multiply(d, o["lr"], out=d)
+    np.subtract(param, d, out=param)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

@@ -59,6 +59,22 @@ def adagrad(
     param -= clr * g / (np.sqrt(state["sum"]) + eps)
 
 
+def adadelta(param, grad, state, step, *, lr, rho, eps, weight_decay, maximize):
+    """Adadelta: ``v_t = rho v_{t-1} + (1 - rho) g_t^2``,
+    ``d_t = sqrt(u_{t-1} + eps) / sqrt(v_t + eps) g_t``, ``u_t = rho u_{t-1} + (1 - rho) d_t^2``,
+    ``p -= lr * d_t``."""
+    if step == 1:
+        state["square_avg"] = np.zeros_like(param)
+        state["acc_delta"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    state["square_avg"] = rho * state["square_avg"] + (1.0 - rho) * g * g
+    delta = np.sqrt(state["acc_delta"] + eps) / np.sqrt(state["square_avg"] + eps) * g
+    state["acc_delta"] = rho * state["acc_delta"] + (1.0 - rho) * delta * delta
+    param -= lr * delta
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
