@@ -13,6 +13,7 @@ curvature ~1000).
 """
 
 import dataclasses
+import math
 
 from .kernels import optimizers as kernels
 from .reference import inplace
@@ -236,6 +237,63 @@ ADADELTA = OptimizerSpec(
     torch_peer="Adadelta",
     inplace_peer=inplace.adadelta,
     inplace_scratch=2,
+)
+
+
+def _rprop_check(options):
+    etaminus, etaplus = options["etas"]
+    if not 0.0 < etaminus < 1.0 < etaplus:
+        raise ValueError(f"etas must satisfy 0 < etaminus < 1 < etaplus, got {options['etas']}")
+    low, high = options["step_sizes"]
+    if not low <= high:
+        raise ValueError(f"step_sizes must be (min, max) with min <= max, got {(low, high)}")
+
+
+RPROP = OptimizerSpec(
+    name="rprop",
+    class_name="Rprop",
+    summary="Rprop (Riedmiller and Braun 1993), as ``torch.optim.Rprop``.",
+    doc=r"""
+    .. math::
+        s_t &= \mathrm{clip}\big(s_{t-1} \eta_\pm, s_{min}, s_{max}\big), \quad
+        \eta_+ \text{ if } g_t g_{t-1} > 0, \ \eta_- \text{ if } g_t g_{t-1} < 0, \ 1
+        \text{ otherwise} \quad (s_0 = \gamma) \\
+        p_t &= p_{t-1} - \mathrm{sign}(g_t) s_t, \quad g_t := 0 \text{ where the sign flipped}
+
+    Only the gradient's sign is used: meant for full-batch training.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-2, doc="the first step size"),
+        Reals("etas", (0.5, 1.2), high=math.inf, names=("etaminus", "etaplus")),
+        Reals(
+            "step_sizes",
+            (1e-6, 50.0),
+            high=math.inf,
+            high_open=False,
+            names=("step_size_min", "step_size_max"),
+        ),
+        MAXIMIZE,
+    ),
+    state=(State("prev"), State("step_size")),
+    chunk=kernels.rprop_chunk,
+    reference=reference.rprop,
+    lr=1e-2,
+    variants=(
+        Variant("default", {}),
+        Variant("narrow", {"etas": (0.3, 1.5), "step_sizes": (1e-3, 0.05)}, "tight bounds"),
+        Variant("everything", {"lr": 0.1, "etas": (0.9, 1.1), "maximize": True}),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"etas": (1.2, 0.5)}, ValueError, "etas"),
+        ErrorInput({"step_sizes": (1.0, 0.1)}, ValueError, "step_sizes"),
+    ),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 1e-2}},
+    search_space={"lr": LogUniform(1e-4, 1e-1)},
+    torch_peer="Rprop",
+    inplace_peer=inplace.rprop,
+    inplace_scratch=2,
+    check=_rprop_check,
 )
 
 ADAM = OptimizerSpec(
@@ -548,4 +606,17 @@ ADABOUND = OptimizerSpec(
     inplace_peer=inplace.adabound,
 )
 
-BUILTIN = (SGD, ADAGRAD, ADADELTA, RMSPROP, ADAM, ADAMW, ADAMAX, RADAM, LION, NADAM, ADABOUND)
+BUILTIN = (
+    SGD,
+    ADAGRAD,
+    ADADELTA,
+    RPROP,
+    RMSPROP,
+    ADAM,
+    ADAMW,
+    ADAMAX,
+    RADAM,
+    LION,
+    NADAM,
+    ADABOUND,
+)

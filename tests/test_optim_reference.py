@@ -80,7 +80,9 @@ def test_edge_hyperparameters(info, rng):
     """lr set to 0 (as a schedule may) leaves params unchanged: decoupled decay is lr-scaled."""
     params = make_params(rng, np.float64)
     before = [p.copy() for p in params]
-    opt = optim.make(info, params)
+    # Rprop's lr is only its first step size, floored at step_size_min
+    floor = {"step_sizes": (0.0, 50.0)} if "step_sizes" in info.defaults else {}
+    opt = optim.make(info, params, **floor)
     opt.param_groups[0]["lr"] = 0.0
     for _ in range(3):
         opt.step(make_grads(rng, params))

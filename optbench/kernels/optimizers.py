@@ -203,6 +203,43 @@ def adadelta_chunk(param, grad, state, column, common, hp, step):
 
 
 # --------------------------------------------------------------------------------------------
+# Rprop
+# hyper row: lr, etaminus, etaplus, step_size_min, step_size_max
+# state rows: prev, step_size
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def rprop_chunk(param, grad, state, column, common, hp, step):
+    """Rprop (Riedmiller and Braun 1993), as ``torch.optim.Rprop``.
+
+    g = gradient (see gradient);  s = lr on the first step
+    g * prev > 0: s = clamp(s * etaplus, min, max)
+    g * prev < 0: s = clamp(s * etaminus, min, max) and g = 0 (no step, no memory of g)
+    p = p - sign(g) * s;  prev = g
+    """
+    t = param.dtype.type
+    lr, etaminus, etaplus = t(hp[0]), t(hp[1]), t(hp[2])
+    low, high = t(hp[3]), t(hp[4])
+    one = t(1.0)
+    factor, clip, l1 = gradient_options(common, t)
+    first = step == 1
+    prev = state[0, column : column + param.size]
+    step_size = state[1, column : column + param.size]
+    for j in range(param.size):
+        g = gradient(grad[j], param[j], factor, clip, l1)
+        before = prev[j]
+        product = g * before
+        scale = etaplus if product > 0 else (etaminus if product < 0 else one)
+        if product != product:  # a NaN gradient or memory: NaN step size, as in torch
+            scale = product
+        stored = step_size[j]  # read on the first step too: a conditional read would be masked
+        size = clamp((lr if first else stored) * scale, low, high)
+        g = t(0.0) if product < 0 else g
+        step_size[j] = size
+        prev[j] = g
+        param[j] = param[j] - np.sign(g) * size  # sign() here gave masked float64 stores
+
+
+# --------------------------------------------------------------------------------------------
 # RMSprop
 # hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg

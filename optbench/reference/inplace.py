@@ -84,6 +84,36 @@ def adadelta(param, grad, state, scratch, step, o):
     np.subtract(param, d, out=param)
 
 
+def rprop(param, grad, state, scratch, step, o):
+    """With c = sign(g prev) in {-1, 0, 1}: s = clip(s (1 + a c + b c^2), min, max), where
+    a = (etaplus - etaminus) / 2 and b = (etaplus + etaminus) / 2 - 1 give etaplus, etaminus
+    or 1 without a mask; prev = g (1 - (c^2 - c) / 2), that is 0 where the sign flipped;
+    p -= sign(prev) s."""
+    require(o, maximize=False)
+    if "prev" not in state:
+        state["prev"] = np.zeros_like(param)
+        state["step_size"] = np.full_like(param, o["lr"])
+    prev, size, c, s = state["prev"], state["step_size"], scratch[0], scratch[1]
+    etaminus, etaplus = o["etas"]
+    low, high = o["step_sizes"]
+    np.multiply(grad, prev, out=c)
+    np.sign(c, out=c)
+    np.multiply(c, c, out=s)
+    np.subtract(s, c, out=prev)
+    np.multiply(prev, -0.5, out=prev)
+    np.add(prev, 1.0, out=prev)
+    np.multiply(prev, grad, out=prev)
+    np.multiply(s, (etaplus + etaminus) / 2.0 - 1.0, out=s)
+    np.multiply(c, (etaplus - etaminus) / 2.0, out=c)
+    np.add(c, s, out=c)
+    np.add(c, 1.0, out=c)
+    np.multiply(size, c, out=size)
+    np.clip(size, low, high, out=size)
+    np.sign(prev, out=c)
+    np.multiply(c, size, out=c)
+    np.subtract(param, c, out=param)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

@@ -75,6 +75,25 @@ def adadelta(param, grad, state, step, *, lr, rho, eps, weight_decay, maximize):
     param -= lr * delta
 
 
+def rprop(param, grad, state, step, *, lr, etas, step_sizes, maximize):
+    """Rprop: per element, the step size grows by ``etaplus`` while the gradient keeps its
+    sign and shrinks by ``etaminus`` when it flips (that step is skipped and forgotten),
+    within ``step_sizes``; ``p -= sign(g) * step_size``."""
+    etaminus, etaplus = etas
+    low, high = step_sizes
+    if step == 1:
+        state["prev"] = np.zeros_like(param)
+        state["step_size"] = np.full_like(param, lr)
+    g = _signed(grad, maximize)
+    product = g * state["prev"]
+    scale = np.where(product > 0, etaplus, np.where(product < 0, etaminus, 1.0))
+    scale = np.where(np.isnan(product), np.nan, scale).astype(param.dtype)
+    state["step_size"] = np.clip(state["step_size"] * scale, low, high)
+    g = np.where(product < 0, 0.0, g).astype(param.dtype)
+    param -= np.sign(g) * state["step_size"]
+    state["prev"] = g
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
