@@ -296,6 +296,80 @@ RPROP = OptimizerSpec(
     check=_rprop_check,
 )
 
+
+def _asgd_schedule(options, step, scalars):
+    """torch's ASGD: returns this step's ``eta`` and ``mu`` (``lr`` and 1 on the first step)
+    and keeps the next step's, ``eta = lr / (1 + lambd lr t)^alpha`` and
+    ``mu = 1 / max(1, t - t0)``."""
+    lr = options["lr"]
+    if step == 1:
+        scalars["eta"], scalars["mu"] = float(lr), 1.0
+    eta, mu = scalars["eta"], scalars["mu"]
+    scalars["eta"] = lr / (1.0 + options["lambd"] * lr * step) ** options["alpha"]
+    scalars["mu"] = 1.0 / max(1.0, step - options["t0"])
+    return eta, mu
+
+
+ASGD = OptimizerSpec(
+    name="asgd",
+    class_name="ASGD",
+    summary="Averaged SGD (Polyak and Juditsky 1992), as ``torch.optim.ASGD``.",
+    doc=r"""
+    .. math::
+        p_t &= p_{t-1} (1 - \lambda \eta_t) - \eta_t g_t, \quad
+        \bar p_t = \bar p_{t-1} + \mu_t (p_t - \bar p_{t-1}) \\
+        \eta_{t+1} &= \gamma / (1 + \lambda \gamma t)^\alpha, \quad
+        \mu_{t+1} = 1 / \max(1, t - t_0) \quad (\eta_1 = \gamma, \ \mu_1 = 1)
+
+    The average :math:`\bar p` is the state buffer ``ax`` (torch's name), read through
+    ``state_dict()``; it copies the parameters until step :math:`t_0 + 1`. ``eta`` and ``mu``
+    are kept per group in float64 and listed per array in ``state_dict``, as torch does.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-2, kernel=False, doc="the first step size"),
+        Real("lambd", 1e-4, doc="decay of the step size and of the parameters"),
+        Real("alpha", 0.75, kernel=False, doc="power of the step size's decay"),
+        Real("t0", 1e6, kernel=False, doc="the step after which averaging starts"),
+        Real("weight_decay", 0.0, doc="L2 penalty added to the gradient"),
+        MAXIMIZE,
+    ),
+    state=(State("ax"),),
+    chunk=kernels.asgd_chunk,
+    reference=reference.asgd,
+    lr=1e-2,
+    variants=(
+        Variant("default", {}),
+        Variant("averaging", {"t0": 3.0}, "the average starts at step 4"),
+        Variant(
+            "everything",
+            {
+                "lr": 0.05,
+                "lambd": 0.01,
+                "alpha": 0.5,
+                "t0": 2.0,
+                "weight_decay": 0.1,
+                "maximize": True,
+            },
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"lambd": -1e-4}, ValueError, "lambd"),
+        ErrorInput({"t0": float("inf")}, ValueError, "t0"),
+        ErrorInput({"weight_decay": -0.1}, ValueError, "weight_decay"),
+    ),
+    converges={"quadratic": {"lr": 0.1}, "rosenbrock": {"lr": 1.5e-3}},
+    search_space={"lr": LR_SPACE},
+    torch_peer="ASGD",
+    inplace_peer=inplace.asgd,
+    derived=("eta", "mu"),
+    group_scalars=(
+        GroupScalar("eta", 0.0, low=0.0),
+        GroupScalar("mu", 1.0, low=0.0, high=1.0),
+    ),
+    prepare_step=_asgd_schedule,
+)
+
 ADAM = OptimizerSpec(
     name="adam",
     class_name="Adam",
@@ -611,6 +685,7 @@ BUILTIN = (
     ADAGRAD,
     ADADELTA,
     RPROP,
+    ASGD,
     RMSPROP,
     ADAM,
     ADAMW,

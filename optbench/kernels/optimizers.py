@@ -240,6 +240,36 @@ def rprop_chunk(param, grad, state, column, common, hp, step):
 
 
 # --------------------------------------------------------------------------------------------
+# ASGD
+# hyper row: lambd, weight_decay, eta, mu (eta and mu: prepare_step's values for this step)
+# state rows: ax
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def asgd_chunk(param, grad, state, column, common, hp, step):
+    """Averaged SGD (Polyak and Juditsky 1992), as ``torch.optim.ASGD``.
+
+    g = gradient (see gradient) + weight_decay * p
+    p = p * (1 - lambd * eta) - eta * g
+    ax = p where mu = 1, else ax + (p - ax) * mu
+    """
+    t = param.dtype.type
+    weight_decay = t(hp[1])
+    shrink = t(1.0 - hp[0] * hp[2])  # rounded once, as torch's Python scalar
+    eta, mu = t(hp[2]), t(hp[3])
+    copy = hp[3] == 1.0
+    factor, clip, l1 = gradient_options(common, t)
+    ax = state[0, column : column + param.size]
+    for j in range(param.size):
+        g = gradient(grad[j], param[j], factor, clip, l1)
+        if weight_decay != 0:
+            g = g + weight_decay * param[j]
+        p = param[j] * shrink - eta * g
+        param[j] = p
+        average = ax[j]  # read in both cases: a conditional read would be masked
+        ax[j] = p if copy else average + (p - average) * mu
+
+
+# --------------------------------------------------------------------------------------------
 # RMSprop
 # hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg

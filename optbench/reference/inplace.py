@@ -114,6 +114,29 @@ def rprop(param, grad, state, scratch, step, o):
     np.subtract(param, c, out=param)
 
 
+def asgd(param, grad, state, scratch, step, o):
+    """p = p (1 - lambd eta) - eta g;  ax = p while mu = 1, else ax += mu (p - ax); eta and mu
+    as torch schedules them (see the reference)."""
+    require(o, weight_decay=0.0, maximize=False)
+    if "ax" not in state:
+        state["ax"] = np.zeros_like(param)
+        state["eta"], state["mu"] = float(o["lr"]), 1.0
+    ax, s = state["ax"], scratch[0]
+    eta, mu = state["eta"], state["mu"]
+    np.multiply(param, 1.0 - o["lambd"] * eta, out=param)
+    np.multiply(grad, eta, out=s)
+    np.subtract(param, s, out=param)
+    if mu != 1.0:
+        np.subtract(param, ax, out=s)
+        np.multiply(s, mu, out=s)
+        np.add(ax, s, out=ax)
+    else:
+        np.copyto(ax, param)
+    lr = o["lr"]
+    state["eta"] = lr / (1.0 + o["lambd"] * lr * step) ** o["alpha"]
+    state["mu"] = 1.0 / max(1.0, step - o["t0"])
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

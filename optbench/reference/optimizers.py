@@ -94,6 +94,28 @@ def rprop(param, grad, state, step, *, lr, etas, step_sizes, maximize):
     state["prev"] = g
 
 
+def asgd(param, grad, state, step, *, lr, lambd, alpha, t0, weight_decay, maximize):
+    """ASGD: ``p = p (1 - lambd eta) - eta g``; ``ax = p`` while ``mu = 1``, else
+    ``ax += mu (p - ax)``; then ``eta = lr / (1 + lambd lr t)^alpha`` and
+    ``mu = 1 / max(1, t - t0)`` for the next step (``eta_1 = lr``, ``mu_1 = 1``)."""
+    if step == 1:
+        state["ax"] = np.zeros_like(param)
+        state["eta"] = float(lr)
+        state["mu"] = 1.0
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    eta, mu = state["eta"], state["mu"]
+    param *= param.dtype.type(1.0 - lambd * eta)
+    param -= param.dtype.type(eta) * g
+    if mu != 1.0:
+        state["ax"] += (param - state["ax"]) * param.dtype.type(mu)
+    else:
+        state["ax"] = param.copy()
+    state["eta"] = lr / (1.0 + lambd * lr * step) ** alpha
+    state["mu"] = 1.0 / max(1.0, step - t0)
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
