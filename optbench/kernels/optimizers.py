@@ -270,6 +270,60 @@ def asgd_chunk(param, grad, state, column, common, hp, step):
 
 
 # --------------------------------------------------------------------------------------------
+# ADOPT
+# hyper row: lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay
+# state rows: exp_avg, exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def adopt_chunk(param, grad, state, column, common, hp, step):
+    """ADOPT (Taniguchi et al. 2024), as the authors' implementation with its clipping.
+
+    g = gradient (see gradient); without decoupled decay g += weight_decay * p
+    step 1: v = v + g * g, nothing else
+    then:   decoupled: p = p * (1 - lr * weight_decay)
+            n = clamp(g / max(sqrt(v), eps), -c, c),  c = (t - 1) ** 0.25
+            m = lerp(m, n, 1 - beta1)   (torch's lerp: two formulas, by the weight)
+            p = p - lr * m;  v = beta2 * v + (1 - beta2) * g * g
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4]
+    decoupled = hp[5] != 0.0
+    factor, clip, l1 = gradient_options(common, t)
+    l2 = t(0.0) if decoupled else t(weight_decay)
+    exp_avg = state[0, column : column + param.size]
+    exp_avg_sq = state[1, column : column + param.size]
+    if step == 1:
+        for j in range(param.size):
+            g = gradient(grad[j], param[j], factor, clip, l1)
+            if l2 != 0:
+                g = g + l2 * param[j]
+            exp_avg_sq[j] = exp_avg_sq[j] + g * g
+        return
+    decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
+    weight = 1.0 - beta1
+    small_weight = abs(weight) < 0.5
+    w = t(weight if small_weight else 1.0 - weight)
+    limit = t((step - 1.0) ** 0.25)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    lr, eps = t(lr), t(eps)
+    for j in range(param.size):
+        g = gradient(grad[j], param[j], factor, clip, l1)
+        p = param[j]
+        if decoupled:
+            p = p * decay
+        elif l2 != 0:
+            g = g + l2 * p
+        v = exp_avg_sq[j]
+        root = np.sqrt(v)
+        n = clamp(g / (eps if root < eps else root), -limit, limit)
+        m = exp_avg[j]
+        m = m + w * (n - m) if small_weight else n - (n - m) * w
+        exp_avg[j] = m
+        exp_avg_sq[j] = b2 * v + one_minus_b2 * g * g
+        param[j] = p - lr * m
+
+
+# --------------------------------------------------------------------------------------------
 # RMSprop
 # hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg

@@ -137,6 +137,37 @@ def asgd(param, grad, state, scratch, step, o):
     state["mu"] = 1.0 / max(1.0, step - o["t0"])
 
 
+def adopt(param, grad, state, scratch, step, o):
+    """Step 1: v = g^2. Then n = clip(g / max(sqrt(v), eps), (t - 1)^(1/4));
+    m += (1 - b1) (n - m);  p -= lr m;  v = b2 v + (1 - b2) g^2."""
+    require(o, weight_decay=0.0, maximize=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    m, v, s = state["exp_avg"], state["exp_avg_sq"], scratch[0]
+    beta1, beta2 = o["betas"]
+    if abs(1.0 - beta1) >= 0.5:
+        raise ValueError(f"the in-place NumPy peer implements betas[0] > 0.5 only, got {beta1!r}")
+    if step == 1:
+        np.multiply(grad, grad, out=s)
+        np.add(v, s, out=v)
+        return
+    limit = (step - 1.0) ** 0.25
+    np.sqrt(v, out=s)
+    np.maximum(s, o["eps"], out=s)
+    np.divide(grad, s, out=s)
+    np.clip(s, -limit, limit, out=s)
+    np.subtract(s, m, out=s)
+    np.multiply(s, 1.0 - beta1, out=s)
+    np.add(m, s, out=m)
+    np.multiply(m, o["lr"], out=s)
+    np.subtract(param, s, out=param)
+    np.multiply(v, beta2, out=v)
+    np.multiply(grad, grad, out=s)
+    np.multiply(s, 1.0 - beta2, out=s)
+    np.add(v, s, out=v)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

@@ -116,6 +116,38 @@ def asgd(param, grad, state, step, *, lr, lambd, alpha, t0, weight_decay, maximi
     state["mu"] = 1.0 / max(1.0, step - t0)
 
 
+def adopt(
+    param, grad, state, step, *, lr, betas, eps, weight_decay, decoupled_weight_decay, maximize
+):
+    """ADOPT: step 1 sets ``v = g^2`` only; then ``n = clip(g / max(sqrt(v_{t-1}), eps), c_t)``
+    with ``c_t = (t - 1)^(1/4)``, ``m = lerp(m, n, 1 - b1)``, ``p -= lr m`` and
+    ``v_t = b2 v_{t-1} + (1 - b2) g^2``: the second moment of earlier gradients only."""
+    beta1, beta2 = betas
+    dtype = param.dtype.type
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    g = _signed(grad, maximize)
+    if weight_decay != 0 and not decoupled_weight_decay:
+        g = g + dtype(weight_decay) * param
+    if step == 1:
+        state["exp_avg_sq"] = state["exp_avg_sq"] + g * g
+        return
+    if decoupled_weight_decay:
+        param *= dtype(1.0 - lr * weight_decay)
+    denom = np.maximum(np.sqrt(state["exp_avg_sq"]), dtype(eps))
+    limit = dtype((step - 1.0) ** 0.25)
+    normed = np.clip(g / denom, -limit, limit)
+    weight = 1.0 - beta1
+    m = state["exp_avg"]
+    if abs(weight) < 0.5:
+        state["exp_avg"] = m + dtype(weight) * (normed - m)
+    else:
+        state["exp_avg"] = normed - (normed - m) * dtype(1.0 - weight)
+    param -= dtype(lr) * state["exp_avg"]
+    state["exp_avg_sq"] = dtype(beta2) * state["exp_avg_sq"] + dtype(1.0 - beta2) * g * g
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
