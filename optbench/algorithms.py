@@ -2,8 +2,8 @@
 
 Names, options, defaults and formulas are those of ``torch.optim`` (torch 2.13), or of the
 paper or the authors' implementation where torch has no such optimizer (Lion, AdaBound,
-ADOPT, whose parameters match the authors' ``adopt.ADOPT`` to 1e-12 relative in float64
-over 100 steps of every variant). Each spec names its chunk kernel
+ADOPT, AdEMAMix; the last two match the authors' code to 1e-11 relative in float64 over 100
+steps of every variant). Each spec names its chunk kernel
 (``optbench.kernels.optimizers``), its NumPy oracle (``optbench.reference.optimizers``) and its
 in-place NumPy peer (``optbench.reference.inplace``).
 
@@ -492,6 +492,82 @@ ADOPT = OptimizerSpec(
     inplace_peer=inplace.adopt,
 )
 
+
+ADEMAMIX = OptimizerSpec(
+    name="ademamix",
+    class_name="AdEMAMix",
+    summary="AdEMAMix (Pagliardini et al. 2024), as the authors' implementation.",
+    doc=r"""
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        s_t = \beta_3 s_{t-1} + (1 - \beta_3) g_t, \quad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        p_t &= p_{t-1} - \gamma \Big(\frac{m_t / (1 - \beta_1^t) + \alpha s_t}
+              {\sqrt{v_t / (1 - \beta_2^t)} + \epsilon} + \lambda p_{t-1}\Big)
+
+    Adam's fast average :math:`m` plus a slow one :math:`s` (``exp_avg_slow``, half-life
+    :math:`\ln 2 / (1 - \beta_3)` steps, about 6900 at the default) that keeps old gradients
+    relevant. ``alpha_warmup`` raises :math:`\alpha` linearly from 0; ``beta3_warmup`` raises
+    :math:`\beta_3` from :math:`\beta_1` so that its half-life grows linearly; ``None``
+    (or 0) is no warm-up. The weight decay is decoupled, not scaled by the average's size.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3),
+        Reals(
+            "betas",
+            (0.9, 0.999, 0.9999),
+            high=1.0,
+            high_open=True,
+            names=("beta1", "beta2", "beta3"),
+            doc="fast, second-moment and slow decay rates",
+        ),
+        Real("alpha", 2.0, doc="weight of the slow average"),
+        Real("beta3_warmup", None, none_means=0.0, doc="steps of beta3's warm-up"),
+        Real("alpha_warmup", None, none_means=0.0, doc="steps of alpha's warm-up"),
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0, doc="decoupled: lr * weight_decay * p each step"),
+        MAXIMIZE,
+    ),
+    state=(State("exp_avg_fast"), State("exp_avg_slow"), State("exp_avg_sq")),
+    chunk=kernels.ademamix_chunk,
+    reference=reference.ademamix,
+    lr=1e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("warmup", {"beta3_warmup": 20, "alpha_warmup": 30}, "both warm-ups"),
+        Variant("no_fast", {"betas": (0.0, 0.99, 0.999), "beta3_warmup": 10}, "beta1 = 0"),
+        Variant(
+            "everything",
+            {
+                "lr": 1e-2,
+                "betas": (0.5, 0.9, 0.99),
+                "alpha": 5.0,
+                "beta3_warmup": 7.5,
+                "alpha_warmup": 12,
+                "eps": 1e-3,
+                "weight_decay": 0.1,
+                "maximize": True,
+            },
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"betas": (0.9, 0.999, 1.0)}, ValueError, r"betas\[2\]"),
+        ErrorInput({"betas": (0.9, 0.999)}, TypeError, "betas"),
+        ErrorInput({"alpha": -1.0}, ValueError, "alpha"),
+        ErrorInput({"alpha_warmup": "10"}, TypeError, "alpha_warmup"),
+        ErrorInput({"beta3_warmup": -5}, ValueError, "beta3_warmup"),
+    ),
+    converges={"quadratic": {"lr": 3e-2}, "rosenbrock": {"lr": 0.1}},
+    search_space={
+        "lr": LogUniform(1e-5, 1e-1),
+        "alpha": Uniform(1.0, 10.0),
+        "weight_decay": LogUniform(1e-6, 1e-1),
+    },
+    inplace_peer=inplace.ademamix,
+    inplace_scratch=3,
+)
+
 ADAMAX = OptimizerSpec(
     name="adamax",
     class_name="Adamax",
@@ -736,6 +812,7 @@ BUILTIN = (
     ADAM,
     ADAMW,
     ADOPT,
+    ADEMAMIX,
     ADAMAX,
     RADAM,
     LION,

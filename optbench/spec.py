@@ -74,14 +74,21 @@ class Hyperparameter:
 
 @dataclass(frozen=True, kw_only=True)
 class Real(Hyperparameter):
-    """A finite real number in ``[low, high]`` (either end open when asked)."""
+    """A finite real number in ``[low, high]`` (either end open when asked).
+
+    none_means : where not None, ``None`` is accepted too and the kernel reads this value
+        (AdEMAMix's ``alpha_warmup=None`` is a warm-up of 0 steps).
+    """
 
     low: float = 0.0
     high: float = math.inf
     low_open: bool = False
     high_open: bool = False
+    none_means: float | None = None
 
     def kernel_values(self, value):
+        if value is None and self.none_means is not None:
+            return (float(self.none_means),)
         return (validation.real(self.name, value, self.low, self.high, **self._ends),)
 
     @property
@@ -90,7 +97,8 @@ class Real(Hyperparameter):
 
     def describe(self):
         interval = validation.interval(self.low, self.high, **self._ends)
-        return f"float, {interval} (default {self.default!r})"
+        kind = "float or None" if self.none_means is not None else "float"
+        return f"{kind}, {interval} (default {self.default!r})"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,6 +48,8 @@ of the inlined copy), none once cached. ``tests/test_optim_codegen.py`` checks t
 code of every algorithm.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -321,6 +323,71 @@ def adopt_chunk(param, grad, state, column, common, hp, step):
         exp_avg[j] = m
         exp_avg_sq[j] = b2 * v + one_minus_b2 * g * g
         param[j] = p - lr * m
+
+
+# --------------------------------------------------------------------------------------------
+# AdEMAMix
+# hyper row: lr, beta1, beta2, beta3, alpha, beta3_warmup, alpha_warmup, eps, weight_decay
+# state rows: exp_avg_fast, exp_avg_slow, exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED_INLINE)
+def ademamix_schedules(hp, step):
+    """This step's (alpha, beta3) in float64, as the authors' warm-ups compute them: alpha
+    grows linearly from 0, beta3's half-life ``f(b) = log(1/2) / log(b + 1e-8) - 1`` linearly
+    from beta1's, ``beta3 = 0.5 ** (1 / (f + 1))``; a warm-up of 0 steps is none."""
+    beta1, beta3, alpha = hp[1], hp[3], hp[4]
+    beta3_warmup, alpha_warmup = hp[5], hp[6]
+    if step < alpha_warmup:
+        alpha = step / alpha_warmup * alpha
+    if step < beta3_warmup:
+        a = step / beta3_warmup
+        start = math.log(0.5) / math.log(beta1 + 1e-8) - 1.0
+        end = math.log(0.5) / math.log(beta3 + 1e-8) - 1.0
+        beta3 = 0.5 ** (1.0 / ((1.0 - a) * start + a * end + 1.0))
+    return alpha, beta3
+
+
+@njit(**UNFUSED)
+def ademamix_chunk(param, grad, state, column, common, hp, step):
+    """AdEMAMix (Pagliardini et al. 2024), as the authors' implementation.
+
+    g = gradient (see gradient)
+    m1 = beta1 * m1 + (1 - beta1) * g   (m1 = g when beta1 = 0)
+    m2 = beta3_t * m2 + (1 - beta3_t) * g;  v = beta2 * v + (1 - beta2) * g * g
+    p = p - lr * ((m1 / (1 - beta1**t) + alpha_t * m2) / (sqrt(v / (1 - beta2**t)) + eps)
+                  + weight_decay * p)
+
+    Computed as ``(c1 m1 + c2 m2) / (sqrt(v) + eps s)`` with ``s = sqrt(1 - beta2**t)``,
+    ``c1 = s / (1 - beta1**t)`` and ``c2 = alpha_t s``: one division per element, as Adam's.
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, eps, weight_decay = hp[0], hp[1], hp[2], hp[7], hp[8]
+    alpha, beta3 = ademamix_schedules(hp, float(step))
+    s = np.sqrt(1.0 - beta2**step)
+    c1, c2 = t(s / (1.0 - beta1**step)), t(alpha * s)
+    no_fast = beta1 == 0.0
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    b3, one_minus_b3 = t(beta3), t(1.0 - beta3)
+    lr, eps, decay = t(lr), t(eps * s), t(weight_decay)
+    factor, clip, l1 = gradient_options(common, t)
+    fast = state[0, column : column + param.size]
+    slow = state[1, column : column + param.size]
+    exp_avg_sq = state[2, column : column + param.size]
+    for j in range(param.size):
+        g = gradient(grad[j], param[j], factor, clip, l1)
+        p = param[j]
+        m1 = b1 * fast[j] + one_minus_b1 * g
+        m1 = g if no_fast else m1
+        m2 = b3 * slow[j] + one_minus_b3 * g
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        fast[j] = m1
+        slow[j] = m2
+        exp_avg_sq[j] = v
+        update = (c1 * m1 + c2 * m2) / (np.sqrt(v) + eps)
+        if decay != 0:
+            update = update + decay * p
+        param[j] = p - lr * update
 
 
 # --------------------------------------------------------------------------------------------

@@ -168,6 +168,33 @@ def adopt(param, grad, state, scratch, step, o):
     np.add(v, s, out=v)
 
 
+def ademamix(param, grad, state, scratch, step, o):
+    """Adam's moments with beta1 and beta2, a slow average s = b3 s + (1 - b3) g;
+    p -= lr (m / (1 - b1^t) + alpha s) / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
+    require(o, weight_decay=0.0, maximize=False, beta3_warmup=None, alpha_warmup=None)
+    beta1, beta2, beta3 = o["betas"]
+    if beta1 == 0:
+        raise ValueError("the in-place NumPy peer implements betas[0] > 0 only, got 0")
+    if "exp_avg_fast" not in state:
+        for name in ("exp_avg_fast", "exp_avg_slow", "exp_avg_sq"):
+            state[name] = np.zeros_like(param)
+    fast, slow, v = state["exp_avg_fast"], state["exp_avg_slow"], state["exp_avg_sq"]
+    s, d, u = scratch
+    _moments(fast, v, grad, s, beta1, beta2)
+    np.multiply(slow, beta3, out=slow)
+    np.multiply(grad, 1.0 - beta3, out=s)
+    np.add(slow, s, out=slow)
+    np.sqrt(v, out=d)
+    np.divide(d, math.sqrt(1.0 - beta2**step), out=d)
+    np.add(d, o["eps"], out=d)
+    np.divide(fast, 1.0 - beta1**step, out=u)
+    np.multiply(slow, o["alpha"], out=s)
+    np.add(u, s, out=u)
+    np.divide(u, d, out=u)
+    np.multiply(u, o["lr"], out=u)
+    np.subtract(param, u, out=param)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

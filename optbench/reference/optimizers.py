@@ -6,6 +6,8 @@ the first step). Scalars are Python floats, so under NumPy's promotion rules a f
 stays float32 and every scalar is rounded to float32 before use, as in the kernels.
 """
 
+import math
+
 import numpy as np
 
 
@@ -146,6 +148,62 @@ def adopt(
         state["exp_avg"] = normed - (normed - m) * dtype(1.0 - weight)
     param -= dtype(lr) * state["exp_avg"]
     state["exp_avg_sq"] = dtype(beta2) * state["exp_avg_sq"] + dtype(1.0 - beta2) * g * g
+
+
+def ademamix_schedules(step, *, betas, alpha, beta3_warmup, alpha_warmup):
+    """This step's ``(alpha, beta3)``: ``alpha`` grows linearly from 0 over ``alpha_warmup``
+    steps; the half-life ``f(b) = log(1/2) / log(b + 1e-8) - 1`` grows linearly from beta1's to
+    beta3's over ``beta3_warmup`` steps, ``beta3 = 0.5 ** (1 / (f + 1))``."""
+    beta1, _, beta3 = betas
+    if alpha_warmup is not None and step < alpha_warmup:
+        alpha = step / alpha_warmup * alpha
+    if beta3_warmup is not None and step < beta3_warmup:
+        a = step / beta3_warmup
+        start = math.log(0.5) / math.log(beta1 + 1e-8) - 1.0
+        end = math.log(0.5) / math.log(beta3 + 1e-8) - 1.0
+        beta3 = 0.5 ** (1.0 / ((1.0 - a) * start + a * end + 1.0))
+    return alpha, beta3
+
+
+def ademamix(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    betas,
+    alpha,
+    beta3_warmup,
+    alpha_warmup,
+    eps,
+    weight_decay,
+    maximize,
+):
+    """AdEMAMix: a fast EMA ``m1`` (beta1, bias-corrected) and a slow one ``m2`` (beta3, not
+    corrected) mixed as ``m1_hat + alpha m2``, over Adam's ``sqrt(v_hat) + eps``;
+    ``p -= lr (update + weight_decay p)``."""
+    beta1, beta2, _ = betas
+    dtype = param.dtype.type
+    if step == 1:
+        for name in ("exp_avg_fast", "exp_avg_slow", "exp_avg_sq"):
+            state[name] = np.zeros_like(param)
+    alpha_t, beta3 = ademamix_schedules(
+        step, betas=betas, alpha=alpha, beta3_warmup=beta3_warmup, alpha_warmup=alpha_warmup
+    )
+    g = _signed(grad, maximize)
+    if beta1 != 0:
+        state["exp_avg_fast"] = dtype(beta1) * state["exp_avg_fast"] + dtype(1.0 - beta1) * g
+    else:
+        state["exp_avg_fast"] = g.copy()
+    state["exp_avg_slow"] = dtype(beta3) * state["exp_avg_slow"] + dtype(1.0 - beta3) * g
+    state["exp_avg_sq"] = dtype(beta2) * state["exp_avg_sq"] + dtype(1.0 - beta2) * g * g
+    bias_correction1 = 1.0 - beta1**step
+    denom = np.sqrt(state["exp_avg_sq"]) / dtype(math.sqrt(1.0 - beta2**step)) + dtype(eps)
+    fast = state["exp_avg_fast"] / dtype(bias_correction1)
+    update = (fast + dtype(alpha_t) * state["exp_avg_slow"]) / denom
+    update = update + dtype(weight_decay) * param
+    param -= dtype(lr) * update
 
 
 def rmsprop(
