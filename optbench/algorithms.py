@@ -2,8 +2,8 @@
 
 Names, options, defaults and formulas are those of ``torch.optim`` (torch 2.13), or of the
 paper or the authors' implementation where torch has no such optimizer (Lion, AdaBound,
-ADOPT, AdEMAMix; the last two match the authors' code to 1e-11 relative in float64 over 100
-steps of every variant). Each spec names its chunk kernel
+ADOPT, AdEMAMix, Adan; the last three match the authors' code to 1e-11 relative in float64
+over 100 steps of every variant). Each spec names its chunk kernel
 (``optbench.kernels.optimizers``), its NumPy oracle (``optbench.reference.optimizers``) and its
 in-place NumPy peer (``optbench.reference.inplace``).
 
@@ -568,6 +568,77 @@ ADEMAMIX = OptimizerSpec(
     inplace_scratch=3,
 )
 
+ADAN = OptimizerSpec(
+    name="adan",
+    class_name="Adan",
+    summary="Adan (Xie et al. 2022): adaptive Nesterov momentum, as the authors' implementation.",
+    doc=r"""
+    .. math::
+        d_t &= g_t - g_{t-1} \quad (d_1 = 0), \quad
+        m_t = \beta_1 m_{t-1} + (1 - \beta_1) g_t, \quad
+        \delta_t = \beta_2 \delta_{t-1} + (1 - \beta_2) d_t \\
+        n_t &= \beta_3 n_{t-1} + (1 - \beta_3) (g_t + \beta_2 d_t)^2, \quad
+        D_t = \sqrt{n_t / (1 - \beta_3^t)} + \epsilon \\
+        p_t &= \Big(p_{t-1} - \frac{\gamma}{1 - \beta_1^t} \frac{m_t}{D_t}
+              - \frac{\gamma \beta_2}{1 - \beta_2^t} \frac{\delta_t}{D_t}\Big)
+              \Big/ (1 + \gamma \lambda)
+
+    The betas weigh the old average, as torch's do (the paper writes :math:`1 - \beta`).
+    ``no_prox`` multiplies by :math:`1 - \gamma\lambda` before the step instead of the
+    proximal division after it. The previous gradient is kept negated, as ``neg_pre_grad``;
+    the authors' ``max_grad_norm`` is optbench's ``clip_norm``.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-3),
+        Reals(
+            "betas",
+            (0.98, 0.92, 0.99),
+            high=1.0,
+            high_open=True,
+            names=("beta1", "beta2", "beta3"),
+            doc="decay rates of the gradient, difference and squared averages",
+        ),
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0, doc="decoupled, proximal unless no_prox"),
+        Flag("no_prox", False, doc="decay before the step, as AdamW"),
+        MAXIMIZE,
+    ),
+    state=(
+        State("exp_avg"),
+        State("exp_avg_sq"),
+        State("exp_avg_diff"),
+        State("neg_pre_grad"),
+    ),
+    chunk=kernels.adan_chunk,
+    reference=reference.adan,
+    lr=1e-3,
+    variants=(
+        Variant("default", {}),
+        Variant("decay", {"weight_decay": 0.1}, "proximal decay"),
+        Variant("no_prox", {"weight_decay": 0.1, "no_prox": True}, "decay before the step"),
+        Variant(
+            "everything",
+            {
+                "lr": 1e-2,
+                "betas": (0.5, 0.6, 0.7),
+                "eps": 1e-3,
+                "weight_decay": 0.02,
+                "maximize": True,
+            },
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"betas": (0.98, 1.0, 0.99)}, ValueError, r"betas\[1\]"),
+        ErrorInput({"betas": (0.98, 0.92)}, TypeError, "betas"),
+        ErrorInput({"weight_decay": -0.1}, ValueError, "weight_decay"),
+    ),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 1e-2}},
+    search_space={"lr": LogUniform(1e-5, 1e-1), "weight_decay": LogUniform(1e-6, 1e-1)},
+    inplace_peer=inplace.adan,
+    inplace_scratch=3,
+)
+
 ADAMAX = OptimizerSpec(
     name="adamax",
     class_name="Adamax",
@@ -813,6 +884,7 @@ BUILTIN = (
     ADAMW,
     ADOPT,
     ADEMAMIX,
+    ADAN,
     ADAMAX,
     RADAM,
     LION,

@@ -391,6 +391,65 @@ def ademamix_chunk(param, grad, state, column, common, hp, step):
 
 
 # --------------------------------------------------------------------------------------------
+# Adan
+# hyper row: lr, beta1, beta2, beta3, eps, weight_decay, no_prox
+# state rows: exp_avg, exp_avg_sq, exp_avg_diff, neg_pre_grad
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def adan_chunk(param, grad, state, column, common, hp, step):
+    """Adan (Xie et al. 2022), as the authors' implementation.
+
+    g = gradient (see gradient);  d = g - g_prev  (0 on the first step: g_prev = g)
+    m = beta1 * m + (1 - beta1) * g;  diff = beta2 * diff + (1 - beta2) * d
+    w = g + beta2 * d;  n = beta3 * n + (1 - beta3) * w * w
+    p = p - (lr / bc1) * m / D - (lr * beta2 / bc2) * diff / D,  D = sqrt(n / bc3) + eps
+    weight decay: p = p / (1 + lr * wd) after the step, or p * (1 - lr * wd) before it with
+    no_prox;  neg_pre_grad = -g;  bc_i = 1 - beta_i**t
+
+    D is taken as ``(sqrt(n) + eps s) / s`` with ``s = sqrt(bc3)``, folded into the two step
+    sizes: one division per element instead of three.
+    """
+    t = param.dtype.type
+    lr, beta1, beta2, beta3, eps, weight_decay = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5]
+    no_prox = hp[6] != 0.0
+    s = np.sqrt(1.0 - beta3**step)
+    step_size = t(lr / (1.0 - beta1**step) * s)
+    step_size_diff = t(lr * beta2 / (1.0 - beta2**step) * s)
+    eps = t(eps * s)
+    shrink = t(1.0 - lr * weight_decay)
+    divide = t(1.0 + lr * weight_decay)
+    before, after = weight_decay != 0 and no_prox, weight_decay != 0 and not no_prox
+    first = step == 1
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    b3, one_minus_b3 = t(beta3), t(1.0 - beta3)
+    factor, clip, l1 = gradient_options(common, t)
+    exp_avg = state[0, column : column + param.size]
+    exp_avg_sq = state[1, column : column + param.size]
+    exp_avg_diff = state[2, column : column + param.size]
+    neg_pre_grad = state[3, column : column + param.size]
+    for j in range(param.size):
+        g = gradient(grad[j], param[j], factor, clip, l1)
+        stored = neg_pre_grad[j]  # read on the first step too: a conditional read would be masked
+        d = g + (-g if first else stored)
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        diff = b2 * exp_avg_diff[j] + one_minus_b2 * d
+        w = d * b2 + g
+        n = b3 * exp_avg_sq[j] + one_minus_b3 * w * w
+        exp_avg[j] = m
+        exp_avg_diff[j] = diff
+        exp_avg_sq[j] = n
+        neg_pre_grad[j] = -g
+        p = param[j]
+        if before:
+            p = p * shrink
+        p = p - (step_size * m + step_size_diff * diff) / (np.sqrt(n) + eps)
+        if after:
+            p = p / divide
+        param[j] = p
+
+
+# --------------------------------------------------------------------------------------------
 # RMSprop
 # hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg

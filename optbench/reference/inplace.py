@@ -195,6 +195,44 @@ def ademamix(param, grad, state, scratch, step, o):
     np.subtract(param, u, out=param)
 
 
+def adan(param, grad, state, scratch, step, o):
+    """d = g + neg_pre_grad;  m, diff, n: EMAs of g, d and (g + b2 d)^2;
+    p -= lr / bc1 m / D + lr b2 / bc2 diff / D, D = sqrt(n) / sqrt(bc3) + eps;
+    neg_pre_grad = -g."""
+    require(o, weight_decay=0.0, maximize=False)
+    if "exp_avg" not in state:
+        for name in ("exp_avg", "exp_avg_sq", "exp_avg_diff"):
+            state[name] = np.zeros_like(param)
+        state["neg_pre_grad"] = np.negative(grad)
+    m, n = state["exp_avg"], state["exp_avg_sq"]
+    diff, neg = state["exp_avg_diff"], state["neg_pre_grad"]
+    d, w, s = scratch
+    beta1, beta2, beta3 = o["betas"]
+    np.add(grad, neg, out=d)
+    np.multiply(m, beta1, out=m)
+    np.multiply(grad, 1.0 - beta1, out=s)
+    np.add(m, s, out=m)
+    np.multiply(diff, beta2, out=diff)
+    np.multiply(d, 1.0 - beta2, out=s)
+    np.add(diff, s, out=diff)
+    np.multiply(d, beta2, out=w)
+    np.add(w, grad, out=w)
+    np.multiply(n, beta3, out=n)
+    np.multiply(w, w, out=s)
+    np.multiply(s, 1.0 - beta3, out=s)
+    np.add(n, s, out=n)
+    np.sqrt(n, out=d)
+    np.divide(d, math.sqrt(1.0 - beta3**step), out=d)
+    np.add(d, o["eps"], out=d)
+    np.divide(m, d, out=s)
+    np.multiply(s, o["lr"] / (1.0 - beta1**step), out=s)
+    np.subtract(param, s, out=param)
+    np.divide(diff, d, out=s)
+    np.multiply(s, o["lr"] * beta2 / (1.0 - beta2**step), out=s)
+    np.subtract(param, s, out=param)
+    np.negative(grad, out=neg)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

@@ -206,6 +206,33 @@ def ademamix(
     param -= dtype(lr) * update
 
 
+def adan(param, grad, state, step, *, lr, betas, eps, weight_decay, no_prox, maximize):
+    """Adan: with ``d = g_t - g_{t-1}`` (0 at step 1), ``m`` the EMA of g (beta1), ``diff``
+    of d (beta2), ``n`` of ``(g + beta2 d)^2`` (beta3); ``D = sqrt(n / bc3) + eps``,
+    ``p -= lr / bc1 * m / D + lr beta2 / bc2 * diff / D``; then ``p /= 1 + lr wd`` (or, with
+    ``no_prox``, ``p *= 1 - lr wd`` before the step); ``bc_i = 1 - beta_i^t``."""
+    beta1, beta2, beta3 = betas
+    dtype = param.dtype.type
+    g = _signed(grad, maximize)
+    if step == 1:
+        for name in ("exp_avg", "exp_avg_sq", "exp_avg_diff"):
+            state[name] = np.zeros_like(param)
+        state["neg_pre_grad"] = -g
+    d = g + state["neg_pre_grad"]
+    state["exp_avg"] = dtype(beta1) * state["exp_avg"] + dtype(1.0 - beta1) * g
+    state["exp_avg_diff"] = dtype(beta2) * state["exp_avg_diff"] + dtype(1.0 - beta2) * d
+    w = d * dtype(beta2) + g
+    state["exp_avg_sq"] = dtype(beta3) * state["exp_avg_sq"] + dtype(1.0 - beta3) * w * w
+    denom = np.sqrt(state["exp_avg_sq"]) / dtype(math.sqrt(1.0 - beta3**step)) + dtype(eps)
+    if no_prox:
+        param *= dtype(1.0 - lr * weight_decay)
+    param -= dtype(lr / (1.0 - beta1**step)) * (state["exp_avg"] / denom)
+    param -= dtype(lr * beta2 / (1.0 - beta2**step)) * (state["exp_avg_diff"] / denom)
+    if not no_prox:
+        param /= dtype(1.0 + lr * weight_decay)
+    state["neg_pre_grad"] = -g
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
