@@ -10,8 +10,9 @@ in-place NumPy peer (``optbench.reference.inplace``).
 ``converges`` holds one reasonable setting per built-in problem, chosen from a log grid of
 learning rates (1e-4 ... 1) inside the range that converges, not at its edge; defaults
 otherwise, except SGD's momentum on Rosenbrock (plain gradient descent needs ~3e4 steps down the
-valley) and AdaBound's ``final_lr`` there (its SGD phase at the default 0.1 diverges on
-curvature ~1000).
+valley), AdaBound's ``final_lr`` there (its SGD phase at the default 0.1 diverges on
+curvature ~1000), and Schedule-Free SGD there, which reaches the optimum within 1e4 steps only
+for lr in 5e-3 ... 7e-3 (8e-3 diverges).
 """
 
 import dataclasses
@@ -639,6 +640,178 @@ ADAN = OptimizerSpec(
     inplace_scratch=3,
 )
 
+
+def _schedule_free_schedule(options, step, scalars):
+    """The warmed-up rate and the averaging weight of this step (see
+    ``reference.schedule_free_weights``), for the kernel's row."""
+    return reference.schedule_free_weights(
+        step,
+        scalars,
+        lr=options["lr"],
+        warmup_steps=options["warmup_steps"],
+        r=options["r"],
+        weight_lr_power=options["weight_lr_power"],
+    )
+
+
+def _schedule_free_mover(momentum_of, to_eval):
+    """to_eval: ``x = lerp(y, z, 1 - 1 / beta)``; to_train: ``y = lerp(x, z, 1 - beta)``, in
+    place, as the authors' ``eval()`` and ``train()``."""
+
+    def move(param, state, options):
+        beta = momentum_of(options)
+        weight = 1.0 - 1.0 / beta if to_eval else 1.0 - beta
+        param[...] = reference.lerp(param, state["z"], weight)
+
+    return move
+
+
+SCHEDULE_FREE_OPTIONS = (
+    Real("warmup_steps", 0.0, kernel=False, doc="steps of the linear warm-up of lr"),
+    Real("r", 0.0, kernel=False, doc="power of t in the averaging weights"),
+    Real("weight_lr_power", 2.0, kernel=False, doc="power of the largest lr in the weights"),
+    MAXIMIZE,
+)
+SCHEDULE_FREE_SCALARS = (
+    GroupScalar("lr_max", -1.0, low=-1.0),
+    GroupScalar("weight_sum", 0.0),
+)
+SCHEDULE_FREE_DOC = """
+    The parameters hold :math:`y`, where gradients are taken; ``optimizer.eval()`` puts the
+    average :math:`x = (y - (1 - \\beta) z) / \\beta` in them (for evaluation, checkpoints and
+    reports) and ``optimizer.train()`` puts :math:`y` back; ``step`` refuses to run in eval
+    mode. ``c_t = w_t / \\sum_{i \\le t} w_i`` with ``w_t = t^r \\max_{i \\le t} \\gamma_i^{p}``
+    (``p = weight_lr_power``) and :math:`\\gamma_t` the rate after the linear warm-up over
+    ``warmup_steps``. No learning-rate schedule is needed: that is the method's point.
+    The optimizer starts in train mode (the authors' starts in eval mode, where a first
+    ``train()`` changes nothing).
+"""
+
+SCHEDULE_FREE_SGD = OptimizerSpec(
+    name="schedule_free_sgd",
+    class_name="ScheduleFreeSGD",
+    summary="Schedule-Free SGD (Defazio et al. 2024), as the authors' ``SGDScheduleFree``.",
+    doc=r"""
+    .. math::
+        y_t &= (1 - c_t) y_{t-1} + c_t z_{t-1} + \gamma_t (\beta (1 - c_t) - 1) g_t, \quad
+        z_t = z_{t-1} - \gamma_t g_t \quad (z_0 = y_0) \\
+        x_t &= (y_t - (1 - \beta) z_t) / \beta
+
+    :math:`g_t` is taken at :math:`y_{t-1}` and includes ``weight_decay * y``.
+    """
+    + SCHEDULE_FREE_DOC,
+    hyperparameters=(
+        Real("lr", 1.0, kernel=False),
+        Real("momentum", 0.9, low_open=True, high=1.0, high_open=True, doc="beta"),
+        Real("weight_decay", 0.0, doc="L2 penalty added to the gradient at y"),
+        *SCHEDULE_FREE_OPTIONS,
+    ),
+    state=(State("z"),),
+    chunk=kernels.schedule_free_sgd_chunk,
+    reference=reference.schedule_free_sgd,
+    lr=0.1,
+    variants=(
+        Variant("default", {}),
+        Variant("warmup", {"warmup_steps": 10, "r": 1.0}, "warm-up and t-weighted average"),
+        Variant(
+            "everything",
+            {
+                "lr": 0.05,
+                "momentum": 0.3,
+                "weight_decay": 0.1,
+                "warmup_steps": 5,
+                "r": 0.5,
+                "weight_lr_power": 1.0,
+                "maximize": True,
+            },
+            "a small momentum: torch's other lerp formula",
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"momentum": 0.0}, ValueError, "momentum"),
+        ErrorInput({"momentum": 1.0}, ValueError, "momentum"),
+        ErrorInput({"warmup_steps": -1}, ValueError, "warmup_steps"),
+        ErrorInput({"weight_decay": -0.1}, ValueError, "weight_decay"),
+    ),
+    converges={"quadratic": {"lr": 0.1}, "rosenbrock": {"lr": 6e-3}},
+    search_space={"lr": LogUniform(1e-4, 10.0), "momentum": Uniform(0.5, 0.99)},
+    inplace_peer=inplace.schedule_free_sgd,
+    derived=("lr_t", "c_t"),
+    group_scalars=SCHEDULE_FREE_SCALARS,
+    prepare_step=_schedule_free_schedule,
+    to_eval=_schedule_free_mover(lambda options: options["momentum"], to_eval=True),
+    to_train=_schedule_free_mover(lambda options: options["momentum"], to_eval=False),
+)
+
+
+def _schedule_free_adamw_check(options):
+    if options["betas"][0] == 0:
+        raise ValueError("betas[0] must be > 0: eval() divides by it")
+
+
+SCHEDULE_FREE_ADAMW = OptimizerSpec(
+    name="schedule_free_adamw",
+    class_name="ScheduleFreeAdamW",
+    summary="Schedule-Free AdamW (Defazio et al. 2024), as the authors' ``AdamWScheduleFree``.",
+    doc=r"""
+    .. math::
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2, \quad
+        n_t = g_t / (\sqrt{v_t / (1 - \beta_2^t)} + \epsilon) + \lambda y_{t-1} \\
+        y_t &= (1 - c_t) y_{t-1} + c_t z_{t-1} + \gamma_t (\beta_1 (1 - c_t) - 1) n_t, \quad
+        z_t = z_{t-1} - \gamma_t n_t \quad (z_0 = y_0)
+
+    The weight decay is decoupled and taken at :math:`y`.
+    """
+    + SCHEDULE_FREE_DOC,
+    hyperparameters=(
+        Real("lr", 0.0025, kernel=False),
+        BETAS,
+        Real("eps", 1e-8),
+        Real("weight_decay", 0.0, doc="decoupled, at y"),
+        *SCHEDULE_FREE_OPTIONS,
+    ),
+    state=(State("z"), State("exp_avg_sq")),
+    chunk=kernels.schedule_free_adamw_chunk,
+    reference=reference.schedule_free_adamw,
+    lr=0.0025,
+    variants=(
+        Variant("default", {}),
+        Variant("warmup", {"warmup_steps": 10, "r": 1.0}, "warm-up and t-weighted average"),
+        Variant("decay", {"weight_decay": 0.1}),
+        Variant(
+            "everything",
+            {
+                "lr": 0.01,
+                "betas": (0.3, 0.9),
+                "eps": 1e-3,
+                "weight_decay": 0.05,
+                "warmup_steps": 5,
+                "r": 1.0,
+                "weight_lr_power": 1.0,
+                "maximize": True,
+            },
+            "a small beta1: torch's other lerp formula",
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        *BETA_ERRORS,
+        ErrorInput({"warmup_steps": -1}, ValueError, "warmup_steps"),
+        ErrorInput({"betas": (0.0, 0.999)}, ValueError, r"betas\[0\] must be > 0"),
+    ),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 3e-2}},
+    search_space=ADAPTIVE_SPACE,
+    inplace_peer=inplace.schedule_free_adamw,
+    inplace_scratch=2,
+    derived=("lr_t", "c_t"),
+    group_scalars=SCHEDULE_FREE_SCALARS,
+    prepare_step=_schedule_free_schedule,
+    to_eval=_schedule_free_mover(lambda options: options["betas"][0], to_eval=True),
+    to_train=_schedule_free_mover(lambda options: options["betas"][0], to_eval=False),
+    check=_schedule_free_adamw_check,
+)
+
 ADAMAX = OptimizerSpec(
     name="adamax",
     class_name="Adamax",
@@ -885,6 +1058,8 @@ BUILTIN = (
     ADOPT,
     ADEMAMIX,
     ADAN,
+    SCHEDULE_FREE_SGD,
+    SCHEDULE_FREE_ADAMW,
     ADAMAX,
     RADAM,
     LION,

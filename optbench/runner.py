@@ -35,7 +35,8 @@ wall_time            seconds spent training up to and including this step: batch
                      logging are excluded, and so is JIT compilation (a warm-up step on a twin
                      problem runs before the clock starts)
 diverged             True on the row of the step at which the run diverged (its last row)
-param_0, param_1     the parameters after the step (``record_params``, 2-D problems)
+param_0, param_1     the parameters after the step, in eval mode (``record_params``, 2-D
+                     problems; Schedule-Free's x)
 layer_grad_norm_i    L2 norm of layer i's gradient, input layer first
                      (``record_layer_grad_norms``, problems with ``last_layer_grad_norms``)
 optimizer_options    JSON of the optimizer options given (``{}``: the defaults)
@@ -58,6 +59,7 @@ masks) and the batch order comes from a generator seeded with the first child of
 excepted.
 """
 
+import contextlib
 import inspect
 import json
 import math
@@ -517,14 +519,18 @@ def _train(
     not_evaluated = dict.fromkeys(_EVALUATION_COLUMNS, nan)
 
     def evaluation():
+        """The metrics of the weights to evaluate (the optimizer's eval mode: Schedule-Free's
+        average x rather than its training point)."""
         if not evaluate:
             return not_evaluated
-        result = problem.evaluate(params)
+        with opt.evaluating():
+            result = problem.evaluate(params)
+            distance = problem.distance_to_optimum(params) if known_optimum else nan
         return {
             "full_train_loss": float(result.train_loss),
             "test_loss": nan if result.test_loss is None else float(result.test_loss),
             "test_accuracy": nan if result.test_accuracy is None else float(result.test_accuracy),
-            "distance_to_optimum": problem.distance_to_optimum(params) if known_optimum else nan,
+            "distance_to_optimum": distance,
         }
 
     first = evaluation()
@@ -598,7 +604,8 @@ def _train(
                 if stop and not (last or epoch_end):
                     values.update(evaluation())
         layer_norms = getattr(problem, "last_layer_grad_norms", None) if grads is not None else None
-        record.add(values, params, layer_norms)
+        with opt.evaluating() if record_params else contextlib.nullcontext():
+            record.add(values, params, layer_norms)
         if diverged:
             record.stop_reason = "diverged"
             break

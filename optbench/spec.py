@@ -273,6 +273,11 @@ class OptimizerSpec:
     prepare_step : ``prepare_step(options, step, scalars) -> derived values``, called once a
         step is certain to run, with ``step`` the step about to be taken (1 first) and
         ``scalars`` the group's dict of ``group_scalars``, which it updates in place.
+    to_eval, to_train : for an optimizer whose parameters hold a training point other than
+        the weights to evaluate (Schedule-Free's y and x), ``f(param, state, options)`` moves
+        one array from one to the other in place, ``state`` its buffers by name (views);
+        both or neither. With them, ``optimizer.eval()`` and ``optimizer.train()`` switch,
+        and ``step`` refuses to run in eval mode.
     """
 
     name: str
@@ -295,6 +300,8 @@ class OptimizerSpec:
     derived: tuple[str, ...] = ()
     group_scalars: tuple[GroupScalar, ...] = ()
     prepare_step: Callable | None = None
+    to_eval: Callable | None = None
+    to_train: Callable | None = None
 
     def __post_init__(self):
         for name in ("hyperparameters", "state", "variants", "error_inputs", "derived"):
@@ -319,6 +326,11 @@ class OptimizerSpec:
     def defaults(self):
         """``{option: default}`` of every hyperparameter (``maximize`` included)."""
         return {h.name: h.default for h in self.hyperparameters}
+
+    @property
+    def switches_weights(self):
+        """Whether the parameters hold other weights in eval mode (see ``to_eval``)."""
+        return self.to_eval is not None
 
     @property
     def fused(self):
@@ -401,6 +413,11 @@ def _check_spec(spec):
         fail("derived values need a prepare_step, and a prepare_step needs derived values")
     if spec.group_scalars and spec.prepare_step is None:
         fail("group_scalars need a prepare_step that updates them")
+    if (spec.to_eval is None) != (spec.to_train is None):
+        fail("to_eval and to_train come together: one moves the parameters, one moves back")
+    for name in ("to_eval", "to_train"):
+        if getattr(spec, name) is not None and not callable(getattr(spec, name)):
+            fail(f"{name} must be a function")
     _check_examples(spec, names, fail)
 
 

@@ -13,6 +13,8 @@ Checks (each over every variant where it says so, float32 and float64):
 * ``bad_input``: the spec's error inputs are refused with the message declared, and a bad
   gradient is refused before any array is touched;
 * ``codegen``: the chunk's update loops make no masked loads or stores (AVX-512 machines);
+* ``modes``: for a spec with ``to_eval``/``to_train``, eval() moves the parameters, step()
+  is refused there, train() brings them back, and the state dict keeps the mode;
 * ``torch``: parity with the ``torch.optim`` peer, when the spec names one and torch imports.
 
 An unfused spec (no chunk kernel: its reference is its update) has no kernel to compare:
@@ -446,6 +448,49 @@ def _torch_parity(spec, torch, rng):
     return failures
 
 
+def check_modes(spec, rng):
+    """eval() moves the parameters, step() is then refused with nothing changed, train()
+    brings them back (to rounding: 1e-10 relative in float64, 1e-4 in float32), and a state
+    dict saved in eval mode restores eval mode."""
+    failures = []
+    if not spec.switches_weights:
+        return failures
+    for variant in spec.variants:
+        for dtype in DTYPES:
+            name = np.dtype(dtype).name
+
+            def fail(message, variant=variant, name=name):
+                failures.append(Failure(spec.name, "modes", variant.id, name, message=message))
+
+            params = make_params(rng, dtype)
+            opt = optim.make(spec, params, **variant.options)
+            for _ in range(7):
+                opt.step(make_grads(rng, params))
+            y = [p.copy() for p in params]
+            opt.eval()
+            if all(np.array_equal(p, b) for p, b in zip(params, y, strict=True)):
+                fail("eval() left every parameter as it was")
+            x = [p.copy() for p in params]
+            try:
+                opt.step(make_grads(rng, params))
+                fail("step() ran in eval mode")
+            except RuntimeError:
+                if not all(np.array_equal(p, b, True) for p, b in zip(params, x, strict=True)):
+                    fail("a step refused in eval mode changed the parameters")
+            restored = optim.make(spec, [p.copy() for p in params])
+            restored.load_state_dict(opt.state_dict())
+            if restored.training:
+                fail("a state dict saved in eval mode loads in train mode")
+            opt.train()
+            tolerance = 1e-4 if dtype == np.float32 else 1e-10
+            for p, b in zip(params, y, strict=True):
+                scale = float(np.max(np.abs(b), initial=1.0))
+                if not np.allclose(p, b, rtol=0.0, atol=tolerance * scale, equal_nan=True):
+                    fail("train() after eval() does not give the training point back")
+                    break
+    return failures
+
+
 CHECKS = {
     "reference": check_reference,
     "param_groups": check_param_groups,
@@ -454,6 +499,7 @@ CHECKS = {
     "state_dict": check_state_dict,
     "bad_input": check_bad_input,
     "codegen": check_codegen,
+    "modes": check_modes,
     "torch": check_torch,
 }
 
@@ -468,6 +514,8 @@ def skipped_checks(spec, checks=None):
         for name in ("serial_parallel", "codegen"):
             if name in wanted:
                 reasons[name] = "unfused (no chunk kernel)"
+    if "modes" in wanted and not spec.switches_weights:
+        reasons["modes"] = "no eval weights"
     if "torch" in wanted:
         if spec.torch_peer is None:
             reasons["torch"] = "no torch.optim peer"

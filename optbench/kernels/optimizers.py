@@ -103,6 +103,23 @@ def sign(x):
     return one if x > 0 else (-one if x < 0 else x)
 
 
+@njit(**UNFUSED_INLINE)
+def lerp_coefficient(weight, t):
+    """``(small, c)`` for ``torch.lerp(start, end, weight)`` in dtype ``t``: with the weight
+    rounded to ``t``, ``small`` when ``|weight| < 1/2``; ``c`` is the weight, else ``1 - weight``
+    computed in ``t`` (torch computes in the tensor's dtype)."""
+    w = t(weight)
+    small = abs(w) < t(0.5)
+    return small, (w if small else t(1.0) - w)
+
+
+@njit(**UNFUSED_INLINE)
+def lerp(start, end, small, c):
+    """torch's lerp: ``start + c (end - start)`` or ``end - (end - start) c`` (see
+    lerp_coefficient)."""
+    return start + c * (end - start) if small else end - (end - start) * c
+
+
 # --------------------------------------------------------------------------------------------
 # SGD
 # hyper row: lr, momentum, dampening, weight_decay, nesterov
@@ -302,9 +319,7 @@ def adopt_chunk(param, grad, state, column, common, hp, step):
             exp_avg_sq[j] = exp_avg_sq[j] + g * g
         return
     decay = t(1.0 - lr * weight_decay) if decoupled else t(1.0)
-    weight = 1.0 - beta1
-    small_weight = abs(weight) < 0.5
-    w = t(weight if small_weight else 1.0 - weight)
+    small, w = lerp_coefficient(1.0 - beta1, t)
     limit = t((step - 1.0) ** 0.25)
     b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
     lr, eps = t(lr), t(eps)
@@ -319,7 +334,7 @@ def adopt_chunk(param, grad, state, column, common, hp, step):
         root = np.sqrt(v)
         n = clamp(g / (eps if root < eps else root), -limit, limit)
         m = exp_avg[j]
-        m = m + w * (n - m) if small_weight else n - (n - m) * w
+        m = lerp(m, n, small, w)
         exp_avg[j] = m
         exp_avg_sq[j] = b2 * v + one_minus_b2 * g * g
         param[j] = p - lr * m
@@ -447,6 +462,76 @@ def adan_chunk(param, grad, state, column, common, hp, step):
         if after:
             p = p / divide
         param[j] = p
+
+
+# --------------------------------------------------------------------------------------------
+# Schedule-Free SGD and AdamW (the parameters hold y, the point where gradients are taken)
+# hyper rows: momentum, weight_decay, lr_t, c_t  /  beta1, beta2, eps, weight_decay, lr_t, c_t
+# (lr_t, c_t: prepare_step's warmed-up rate and averaging weight for this step)
+# state rows: z  /  z, exp_avg_sq
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def schedule_free_sgd_chunk(param, grad, state, column, common, hp, step):
+    """Schedule-Free SGD (Defazio et al. 2024), as the authors' ``SGDScheduleFree``.
+
+    g = gradient (see gradient) + weight_decay * y;  z = y on the first step
+    y = lerp(y, z, c_t) + lr_t * (momentum * (1 - c_t) - 1) * g
+    z = z - lr_t * g
+    """
+    t = param.dtype.type
+    momentum, weight_decay, lr, ckp1 = hp[0], hp[1], hp[2], hp[3]
+    small, c = lerp_coefficient(ckp1, t)
+    y_step = t(lr * (momentum * (1.0 - ckp1) - 1.0))
+    z_step, decay = t(lr), t(weight_decay)
+    first = step == 1
+    factor, clip, l1 = gradient_options(common, t)
+    z = state[0, column : column + param.size]
+    for j in range(param.size):
+        y = param[j]
+        g = gradient(grad[j], y, factor, clip, l1)
+        if decay != 0:
+            g = g + decay * y
+        stored = z[j]  # read on the first step too: a conditional read would be masked
+        anchor = y if first else stored
+        param[j] = lerp(y, anchor, small, c) + y_step * g
+        z[j] = anchor - z_step * g
+
+
+@njit(**UNFUSED)
+def schedule_free_adamw_chunk(param, grad, state, column, common, hp, step):
+    """Schedule-Free AdamW (Defazio et al. 2024), as the authors' ``AdamWScheduleFree``.
+
+    g = gradient (see gradient);  v = beta2 * v + (1 - beta2) * g * g
+    n = g / (sqrt(v / (1 - beta2**t)) + eps) + weight_decay * y;  z = y on the first step
+    y = lerp(y, z, c_t) + lr_t * (beta1 * (1 - c_t) - 1) * n
+    z = z - lr_t * n
+
+    n is computed as ``g s / (sqrt(v) + eps s)``, ``s = sqrt(1 - beta2**t)``: one division.
+    """
+    t = param.dtype.type
+    beta1, beta2, eps, weight_decay, lr, ckp1 = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5]
+    s = np.sqrt(1.0 - beta2**step)
+    small, c = lerp_coefficient(ckp1, t)
+    y_step = t(lr * (beta1 * (1.0 - ckp1) - 1.0))
+    z_step, decay = t(lr), t(weight_decay)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    scale, eps = t(s), t(eps * s)
+    first = step == 1
+    factor, clip, l1 = gradient_options(common, t)
+    z = state[0, column : column + param.size]
+    exp_avg_sq = state[1, column : column + param.size]
+    for j in range(param.size):
+        y = param[j]
+        g = gradient(grad[j], y, factor, clip, l1)
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        exp_avg_sq[j] = v
+        n = g * scale / (np.sqrt(v) + eps)
+        if decay != 0:
+            n = n + decay * y
+        stored = z[j]  # read on the first step too: a conditional read would be masked
+        anchor = y if first else stored
+        param[j] = lerp(y, anchor, small, c) + y_step * n
+        z[j] = anchor - z_step * n
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ holds the same array objects as in the previous step).
 """
 
 import bisect
+import contextlib
 import itertools
 import math
 import operator
@@ -139,6 +140,7 @@ class Optimizer:
         self.flush_denormals = flush_denormals
         self.dispatch = dispatch
         self.skipped_steps = 0
+        self._training = True
         groups = [self._new_group(group, i) for i, group in enumerate(_split_groups(params))]
         self._groups = GroupList()
         self._params, self._buckets, self._scalars, self._laid_out = (), [], [], ()
@@ -216,6 +218,62 @@ class Optimizer:
     @dispatch.setter
     def dispatch(self, value):
         self._dispatch = validation.choice("dispatch", value, DISPATCH_MODES)
+
+    # ---------------------------------------------------------------- modes
+    @property
+    def training(self):
+        """True in train mode (from construction), False after :meth:`eval`."""
+        return self._training
+
+    def train(self):
+        """Train mode: the parameters hold the point where gradients are taken. An optimizer
+        that keeps other weights to evaluate (``spec.to_eval``: Schedule-Free's average x)
+        moves every stepped array back from them; any other only records the mode. Returns
+        the optimizer."""
+        if not self._training:
+            self._move(self.spec.to_train)
+            self._training = True
+        return self
+
+    def eval(self):
+        """Eval mode: the parameters hold the weights to evaluate (for Schedule-Free, x
+        instead of the training point y); ``step`` then refuses to run until :meth:`train`.
+        Arrays not yet stepped are left as they are. Returns the optimizer."""
+        if self._training:
+            self._move(self.spec.to_eval)
+            self._training = False
+        return self
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """``with optimizer.evaluating():`` eval mode inside the block, the previous mode after
+        it (what the runner wraps each evaluation in)."""
+        was_training = self._training
+        self.eval()
+        try:
+            yield self
+        finally:
+            if was_training:
+                self.train()
+
+    def _move(self, move):
+        """Apply ``spec.to_eval`` or ``spec.to_train`` to every array stepped at least once,
+        after checking the groups and that every parameter can still be written."""
+        if move is None:
+            return
+        self._hyper_table()
+        _check_params(self._params)
+        names = self.spec.state_names
+        for _index, param, group_index, bucket, local in self._locate():
+            if bucket.steps[local] == 0:
+                continue
+            group = self._groups[group_index]
+            columns = bucket.columns(local)
+            state = {
+                name: bucket.state[names.index(name), columns].reshape(param.shape)
+                for name in self.spec.state_in_use(group)
+            }
+            move(param, state, {k: v for k, v in group.items() if k != "params"})
 
     # ---------------------------------------------------------------- groups
     def add_param_group(self, param_group):
@@ -412,6 +470,11 @@ class Optimizer:
         ``FloatingPointError`` naming the array, with ``"skip"`` the step is skipped and counted
         in ``skipped_steps``; either way nothing is modified.
         """
+        if not self._training and self.spec.switches_weights:
+            raise RuntimeError(
+                f"{type(self).__name__}.step() in eval mode: the parameters hold the weights "
+                "to evaluate, not the training point; call optimizer.train() first"
+            )
         hyper = self._hyper_table()
         addresses = self._checked_grads(grads)
         if addresses is not None:
@@ -579,7 +642,7 @@ class Optimizer:
 
     def state_dict(self):
         """A plain dict: ``{"state": {i: {"step": int, name: array}}, "param_groups": [...],
-        "skipped_steps": int}``.
+        "skipped_steps": int, "training": bool}``.
 
         Parameters are numbered in the order of ``param_groups``; arrays are copies shaped like
         their parameter; only the buffers the options use are listed (as in torch), and the
@@ -602,7 +665,12 @@ class Optimizer:
             count = len(group["params"])
             groups.append({**options, "params": list(range(first, first + count))})
             first += count
-        return {"state": state, "param_groups": groups, "skipped_steps": self.skipped_steps}
+        return {
+            "state": state,
+            "param_groups": groups,
+            "skipped_steps": self.skipped_steps,
+            "training": self._training,
+        }
 
     def load_state_dict(self, state_dict):
         """Restore options and state saved by :meth:`state_dict`; later steps are bit-identical.
@@ -614,6 +682,7 @@ class Optimizer:
         """
         self._follow_structure()
         saved_groups, saved_state, skipped = _unpack_state_dict(state_dict, self._groups)
+        training = validation.flag("state_dict['training']", state_dict.get("training", True))
         new_groups = [
             self._new_group({**saved, "params": mine["params"]}, i)
             for i, (saved, mine) in enumerate(zip(saved_groups, self._groups, strict=True))
@@ -630,6 +699,7 @@ class Optimizer:
         self._scalars = scalars
         self._cached_options = None
         self.skipped_steps = skipped
+        self._training = training
         self._reset_state()
         names = self.spec.state_names
         for index, _param, _group, bucket, local in self._locate():

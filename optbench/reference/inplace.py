@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .optimizers import schedule_free_weights
+
 # options of the gradient transform every optbench optimizer has, and their neutral values
 EXTRAS = {"clip_value": None, "l1": 0.0, "max_norm": None}
 
@@ -231,6 +233,64 @@ def adan(param, grad, state, scratch, step, o):
     np.multiply(s, o["lr"] * beta2 / (1.0 - beta2**step), out=s)
     np.subtract(param, s, out=param)
     np.negative(grad, out=neg)
+
+
+def _schedule_free_point(param, z, step_direction, s, ckp1, y_step, lr_t):
+    """y = lerp(y, z, c) + y_step d;  z -= lr_t d, in place (s is scratch)."""
+    np.subtract(z, param, out=s)
+    if abs(ckp1) < 0.5:
+        np.multiply(s, ckp1, out=s)
+        np.add(param, s, out=param)
+    else:
+        np.multiply(s, 1.0 - ckp1, out=s)
+        np.subtract(z, s, out=param)
+    np.multiply(step_direction, y_step, out=s)
+    np.add(param, s, out=param)
+    np.multiply(step_direction, lr_t, out=s)
+    np.subtract(z, s, out=z)
+
+
+def _schedule_free_weights(state, step, o, param):
+    if "z" not in state:
+        state["z"] = param.copy()
+        state["lr_max"], state["weight_sum"] = -1.0, 0.0
+    return schedule_free_weights(
+        step,
+        state,
+        lr=o["lr"],
+        warmup_steps=o["warmup_steps"],
+        r=o["r"],
+        weight_lr_power=o["weight_lr_power"],
+    )
+
+
+def schedule_free_sgd(param, grad, state, scratch, step, o):
+    """y = lerp(y, z, c_t) + lr_t (momentum (1 - c_t) - 1) g;  z -= lr_t g."""
+    require(o, weight_decay=0.0, maximize=False)
+    lr_t, ckp1 = _schedule_free_weights(state, step, o, param)
+    y_step = lr_t * (o["momentum"] * (1.0 - ckp1) - 1.0)
+    _schedule_free_point(param, state["z"], grad, scratch[0], ckp1, y_step, lr_t)
+
+
+def schedule_free_adamw(param, grad, state, scratch, step, o):
+    """v = b2 v + (1 - b2) g^2;  n = g / (sqrt(v / (1 - b2^t)) + eps);
+    y = lerp(y, z, c_t) + lr_t (b1 (1 - c_t) - 1) n;  z -= lr_t n."""
+    require(o, weight_decay=0.0, maximize=False)
+    lr_t, ckp1 = _schedule_free_weights(state, step, o, param)
+    if "exp_avg_sq" not in state:
+        state["exp_avg_sq"] = np.zeros_like(param)
+    v, s, n = state["exp_avg_sq"], scratch[0], scratch[1]
+    beta1, beta2 = o["betas"]
+    np.multiply(v, beta2, out=v)
+    np.multiply(grad, grad, out=s)
+    np.multiply(s, 1.0 - beta2, out=s)
+    np.add(v, s, out=v)
+    np.divide(v, 1.0 - beta2**step, out=n)
+    np.sqrt(n, out=n)
+    np.add(n, o["eps"], out=n)
+    np.divide(grad, n, out=n)
+    y_step = lr_t * (beta1 * (1.0 - ckp1) - 1.0)
+    _schedule_free_point(param, state["z"], n, s, ckp1, y_step, lr_t)
 
 
 def rmsprop(param, grad, state, scratch, step, o):

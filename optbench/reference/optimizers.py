@@ -15,6 +15,16 @@ def _signed(grad, maximize):
     return -grad if maximize else grad.copy()
 
 
+def lerp(start, end, weight):
+    """``torch.lerp(start, end, weight)`` for a scalar weight, in the arrays' dtype:
+    ``start + w (end - start)`` for ``|w| < 1/2``, else ``end - (end - start) (1 - w)``."""
+    dtype = start.dtype.type
+    w = dtype(weight)
+    if abs(w) < 0.5:
+        return start + w * (end - start)
+    return end - (end - start) * (dtype(1.0) - w)
+
+
 def sgd(param, grad, state, step, *, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """SGD: ``b_t = mu b_{t-1} + (1 - tau) g_t`` (``b_1 = g_1``), ``p -= lr * b_t``.
 
@@ -140,12 +150,7 @@ def adopt(
     denom = np.maximum(np.sqrt(state["exp_avg_sq"]), dtype(eps))
     limit = dtype((step - 1.0) ** 0.25)
     normed = np.clip(g / denom, -limit, limit)
-    weight = 1.0 - beta1
-    m = state["exp_avg"]
-    if abs(weight) < 0.5:
-        state["exp_avg"] = m + dtype(weight) * (normed - m)
-    else:
-        state["exp_avg"] = normed - (normed - m) * dtype(1.0 - weight)
+    state["exp_avg"] = lerp(state["exp_avg"], normed, 1.0 - beta1)
     param -= dtype(lr) * state["exp_avg"]
     state["exp_avg_sq"] = dtype(beta2) * state["exp_avg_sq"] + dtype(1.0 - beta2) * g * g
 
@@ -231,6 +236,91 @@ def adan(param, grad, state, step, *, lr, betas, eps, weight_decay, no_prox, max
     if not no_prox:
         param /= dtype(1.0 + lr * weight_decay)
     state["neg_pre_grad"] = -g
+
+
+def schedule_free_weights(step, scalars, *, lr, warmup_steps, r, weight_lr_power):
+    """The authors' schedule for step ``step``: ``lr_t = lr min(1, t / warmup_steps)``,
+    ``lr_max = max(lr_max, lr_t)``, ``w_t = t^r lr_max^weight_lr_power`` and the averaging
+    weight ``c_t = w_t / sum_i w_i`` (0 while the sum is 0). Updates ``scalars`` (``lr_max``,
+    ``weight_sum``) and returns ``(lr_t, c_t)``."""
+    k = step - 1
+    scheduled = lr * ((k + 1) / warmup_steps if k < warmup_steps else 1.0)
+    lr_max = scalars["lr_max"] = max(scheduled, scalars["lr_max"])
+    weight = (step**r) * (lr_max**weight_lr_power)
+    weight_sum = scalars["weight_sum"] = scalars["weight_sum"] + weight
+    return scheduled, (weight / weight_sum if weight_sum != 0 else 0.0)
+
+
+def _schedule_free_start(param, state):
+    state["z"] = param.copy()
+    state["lr_max"], state["weight_sum"] = -1.0, 0.0
+
+
+def schedule_free_sgd(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    momentum,
+    weight_decay,
+    warmup_steps,
+    r,
+    weight_lr_power,
+    maximize,
+):
+    """Schedule-Free SGD on the training point y (the parameters): ``y = lerp(y, z, c_t) +
+    lr_t (momentum (1 - c_t) - 1) g``, ``z -= lr_t g``; ``x``, the weights to evaluate, is
+    ``lerp(y, z, 1 - 1 / momentum)``."""
+    if step == 1:
+        _schedule_free_start(param, state)
+    dtype = param.dtype.type
+    lr_t, ckp1 = schedule_free_weights(
+        step, state, lr=lr, warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power
+    )
+    g = _signed(grad, maximize)
+    if weight_decay != 0:
+        g = g + dtype(weight_decay) * param
+    param[...] = lerp(param, state["z"], ckp1) + dtype(lr_t * (momentum * (1.0 - ckp1) - 1.0)) * g
+    state["z"] = state["z"] - dtype(lr_t) * g
+
+
+def schedule_free_adamw(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    betas,
+    eps,
+    weight_decay,
+    warmup_steps,
+    r,
+    weight_lr_power,
+    maximize,
+):
+    """Schedule-Free AdamW on the training point y: the gradient over Adam's bias-corrected
+    ``sqrt(v) + eps``, plus ``weight_decay * y``, steps y and z as Schedule-Free SGD's does
+    with ``beta1`` for the momentum."""
+    beta1, beta2 = betas
+    if step == 1:
+        _schedule_free_start(param, state)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    dtype = param.dtype.type
+    lr_t, ckp1 = schedule_free_weights(
+        step, state, lr=lr, warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power
+    )
+    g = _signed(grad, maximize)
+    state["exp_avg_sq"] = dtype(beta2) * state["exp_avg_sq"] + dtype(1.0 - beta2) * g * g
+    denom = np.sqrt(state["exp_avg_sq"] / dtype(1.0 - beta2**step)) + dtype(eps)
+    normalized = g / denom
+    if weight_decay != 0:
+        normalized = normalized + dtype(weight_decay) * param
+    step_y = dtype(lr_t * (beta1 * (1.0 - ckp1) - 1.0))
+    param[...] = lerp(param, state["z"], ckp1) + step_y * normalized
+    state["z"] = state["z"] - dtype(lr_t) * normalized
 
 
 def rmsprop(
