@@ -273,6 +273,12 @@ class OptimizerSpec:
     prepare_step : ``prepare_step(options, step, scalars) -> derived values``, called once a
         step is certain to run, with ``step`` the step about to be taken (1 first) and
         ``scalars`` the group's dict of ``group_scalars``, which it updates in place.
+    reduce, reductions : for an optimizer that needs per-array sums before its update (LAMB's
+        trust ratio): ``reduce(param, grad, state, column, common, hp, step, ndim, sums)``, a
+        Numba function that may update the state and writes its run's partial sums, named by
+        ``reductions``, into ``sums``; the partial sums of each array are then added in chunk
+        order (the same bits for any thread count) and the chunk kernel takes two more
+        arguments, ``ndim`` (the array's) and ``totals`` (the array's sums).
     to_eval, to_train : for an optimizer whose parameters hold a training point other than
         the weights to evaluate (Schedule-Free's y and x), ``f(param, state, options)`` moves
         one array from one to the other in place, ``state`` its buffers by name (views);
@@ -300,11 +306,20 @@ class OptimizerSpec:
     derived: tuple[str, ...] = ()
     group_scalars: tuple[GroupScalar, ...] = ()
     prepare_step: Callable | None = None
+    reduce: Callable | None = None
+    reductions: tuple[str, ...] = ()
     to_eval: Callable | None = None
     to_train: Callable | None = None
 
     def __post_init__(self):
-        for name in ("hyperparameters", "state", "variants", "error_inputs", "derived"):
+        for name in (
+            "hyperparameters",
+            "state",
+            "variants",
+            "error_inputs",
+            "derived",
+            "reductions",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "group_scalars", tuple(self.group_scalars))
         for name in ("converges", "search_space"):
@@ -413,6 +428,10 @@ def _check_spec(spec):
         fail("derived values need a prepare_step, and a prepare_step needs derived values")
     if spec.group_scalars and spec.prepare_step is None:
         fail("group_scalars need a prepare_step that updates them")
+    if (spec.reduce is None) != (not spec.reductions):
+        fail("reduce and reductions come together: the sums and the names of the sums")
+    if spec.reduce is not None and spec.chunk is None:
+        fail("reduce needs a chunk kernel that reads its sums")
     if (spec.to_eval is None) != (spec.to_train is None):
         fail("to_eval and to_train come together: one moves the parameters, one moves back")
     for name in ("to_eval", "to_train"):

@@ -379,23 +379,28 @@ def check_codegen(spec, rng):
 
     from .kernels import _config
 
-    fresh = numba.njit(**{**_config.UNFUSED, "cache": False})(spec.chunk.py_func)
     hyper = types.float64[::1]
+    kernels = [spec.chunk] if spec.reduce is None else [spec.reduce, spec.chunk]
+    # a two-pass spec's functions also take the array's ndim and its sums
+    extra = () if spec.reduce is None else (types.int64, types.float64[::1])
     failures = []
-    for dtype in (types.float32, types.float64):
-        signature = (dtype[::1], dtype[::1], dtype[:, ::1], types.int64, hyper, hyper, types.int64)
-        fresh.compile(signature)
-        found = MASKED_ACCESS.findall(fresh.inspect_asm(signature))
-        if found:
-            failures.append(
-                Failure(
-                    spec.name,
-                    "codegen",
-                    dtype=str(dtype),
-                    actual=found[:3],
-                    message="masked loads or stores in the update loop",
+    for kernel in kernels:
+        fresh = numba.njit(**{**_config.UNFUSED, "cache": False})(kernel.py_func)
+        for dtype in (types.float32, types.float64):
+            arrays = (dtype[::1], dtype[::1], dtype[:, ::1], types.int64, hyper, hyper)
+            signature = (*arrays, types.int64, *extra)
+            fresh.compile(signature)
+            found = MASKED_ACCESS.findall(fresh.inspect_asm(signature))
+            if found:
+                failures.append(
+                    Failure(
+                        spec.name,
+                        "codegen",
+                        dtype=str(dtype),
+                        actual=found[:3],
+                        message=f"masked loads or stores in the loops of {kernel.__name__}",
+                    )
                 )
-            )
     return failures
 
 

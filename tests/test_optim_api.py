@@ -125,7 +125,7 @@ def test_one_compiled_call_per_step_for_many_arrays(rng, monkeypatch):
     shapes = [(rng.integers(1, 9), rng.integers(1, 9)) for _ in range(100)]
     params = make_params(rng, np.float32, shapes)
     serial, parallel = (CountingKernel(k) for k in drivers(optim.Adam.spec.chunk))
-    monkeypatch.setattr(optim.base, "drivers", lambda chunk: (serial, parallel))
+    monkeypatch.setattr(optim.base, "drivers", lambda chunk, reduce=None: (serial, parallel))
     opt = optim.Adam(params)
     for _ in range(3):
         opt.step(make_grads(rng, params))
@@ -153,9 +153,15 @@ def test_float32_kernels_never_widen_elements_to_float64(info, rng):
     params = make_params(rng, np.float32)
     opt = optim.make(info, params, **info.variants[-1].options)
     opt.step(make_grads(rng, params))
-    serial = drivers(info.chunk)[0]
-    signature = next(sig for sig in serial.signatures if "float32" in str(sig[3]))
-    uncached = numba.njit(**{**SERIAL, "cache": False})(serial.py_func)
+    if info.reduce is None:
+        serial = drivers(info.chunk)[0]
+        signature = next(sig for sig in serial.signatures if "float32" in str(sig[3]))
+        uncached = numba.njit(**{**SERIAL, "cache": False})(serial.py_func)
+    else:  # the update alone: a reduce pass sums squares in float64 by design
+        f32, f64 = numba.float32[::1], numba.float64[::1]
+        signature = (f32, f32, numba.float32[:, ::1], numba.int64, f64, f64, numba.int64)
+        signature += (numba.int64, f64)
+        uncached = numba.njit(**{**SERIAL, "cache": False})(info.chunk.py_func)
     uncached.compile(signature)
     ir = uncached.inspect_llvm(signature)
     assert re.search(r"fmul [^\n]*float", ir), "no float32 arithmetic found"

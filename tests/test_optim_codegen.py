@@ -9,30 +9,14 @@ masked loads and stores of array elements. On a CPU without AVX-512 or AVX maske
 nothing to find, and the test checks nothing.
 """
 
-import re
-
-import numba
 import pytest
-from numba import types
 
-from optbench import registry
-from optbench.kernels import _config
-
-# a masked vector move from or to an indexed address: "vmovups (%rdi,%r11,4), %zmm17 {%k3}",
-# or AVX's "vmaskmovps"
-MASKED_ACCESS = re.compile(
-    r"^\s*(?:v(?:p)?maskmov\w*\s|vmov\w*\s[^\n]*\(%\w+,%\w+,\d\)[^\n]*\{%k\d\})", re.M
-)
+from optbench import registry, testing
 
 
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
-def test_update_loops_make_no_masked_accesses(info):
-    chunk, name = info.chunk, info.chunk.__name__
-    fresh = numba.njit(**{**_config.UNFUSED, "cache": False})(chunk.py_func)
-    hyper = types.float64[::1]
-    for dtype in (types.float32, types.float64):
-        # param, grad, state, column, common hyper, own hyper, step (see kernels._chunk)
-        signature = (dtype[::1], dtype[::1], dtype[:, ::1], types.int64, hyper, hyper, types.int64)
-        fresh.compile(signature)
-        found = MASKED_ACCESS.findall(fresh.inspect_asm(signature))
-        assert not found, f"{name}{signature}: {found}"
+def test_update_loops_make_no_masked_accesses(info, rng):
+    """Both dtypes, the chunk and (for a two-pass spec) its reduce pass: the conformance
+    suite's ``codegen`` check, with its pattern of masked moves."""
+    failures = testing.check_codegen(info, rng)
+    assert not failures, [str(f) for f in failures]

@@ -46,7 +46,7 @@ class _Counting:
 
 def _counted(monkeypatch):
     serial, parallel = (_Counting(k) for k in drivers(optim.Adam.spec.chunk))
-    monkeypatch.setattr(optim.base, "drivers", lambda chunk: (serial, parallel))
+    monkeypatch.setattr(optim.base, "drivers", lambda chunk, reduce=None: (serial, parallel))
     return serial, parallel
 
 

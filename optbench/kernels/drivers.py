@@ -58,18 +58,47 @@ def {name}(work, param_addresses, grad_addresses, state, hyper, steps):
         chunk(param, grad, state, column, common, hp, step)
         flush_end(saved)
 """
-# {qualified} and {import_line} are filled in per chunk; the two drivers differ in their loop
-_TEMPLATE = (
-    '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
+# a spec with a reduce pass: partial sums per chunk, added per array in chunk order, then the
+# update, which reads the array's sums
+_TWO_PASS_DRIVER = """
+
+@njit(**{options})
+def {name}(work, param_addresses, grad_addresses, state, hyper, steps, ndims, partials, totals):
+    count_step(steps)
+    addresses = (param_addresses, grad_addresses)
+    for k in {loop}(work.shape[0]):
+        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
+        param, grad, column, step, common, hp = arguments
+        saved = flush_begin(common[FLUSH])
+        reduce(param, grad, state, column, common, hp, step, ndims[work[k, 0]], partials[k])
+        flush_end(saved)
+    add_partials(work, partials, totals)
+    for k in {loop}(work.shape[0]):
+        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
+        param, grad, column, step, common, hp = arguments
+        array = work[k, 0]
+        saved = flush_begin(common[FLUSH])
+        chunk(param, grad, state, column, common, hp, step, ndims[array], totals[array])
+        flush_end(saved)
+"""
+_HEADER = '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
 
 from numba import njit, prange
 
 from optbench.kernels._fpenv import flush_begin, flush_end
-from optbench.kernels.drivers import FLUSH, chunk_arguments, count_step
+from optbench.kernels.drivers import FLUSH, add_partials, chunk_arguments, count_step
 {import_line}
 '''
+# {qualified} and {import_line} are filled in per chunk; the two drivers differ in their loop
+_TEMPLATE = (
+    _HEADER
     + _DRIVER.format(options="SERIAL_OPTIONS", name="serial", loop="range")
     + _DRIVER.format(options="PARALLEL_OPTIONS", name="parallel", loop="prange")
+)
+_TWO_PASS_TEMPLATE = (
+    _HEADER
+    + _TWO_PASS_DRIVER.format(options="SERIAL_OPTIONS", name="serial", loop="range")
+    + _TWO_PASS_DRIVER.format(options="PARALLEL_OPTIONS", name="parallel", loop="prange")
 )
 
 _made = {}
@@ -79,6 +108,19 @@ _made = {}
 def count_step(steps):
     for array in range(steps.size):
         steps[array] += 1
+
+
+@njit(**UNFUSED_INLINE)
+def add_partials(work, partials, totals):
+    """``totals[a]``: the sum of array ``a``'s chunk partials (rows of ``partials``, one per
+    work chunk), added serially in chunk order: the same bits for any thread count."""
+    for a in range(totals.shape[0]):
+        for i in range(totals.shape[1]):
+            totals[a, i] = 0.0
+    for k in range(work.shape[0]):
+        a = work[k, 0]
+        for i in range(totals.shape[1]):
+            totals[a, i] += partials[k, i]
 
 
 @njit(**UNFUSED_INLINE)
@@ -95,11 +137,15 @@ def chunk_arguments(k, work, addresses, state, hyper, steps):
     return param, grad, work[k, 3], steps[array], row[:COMMON], row[COMMON:]
 
 
-def drivers(chunk):
-    """``(serial, parallel)`` drivers of the Numba function ``chunk`` (made once per process)."""
-    made = _made.get(chunk)
+def drivers(chunk, reduce=None):
+    """``(serial, parallel)`` drivers of the Numba function ``chunk`` (made once per process);
+    with ``reduce``, the two-pass drivers of a spec with reductions, which take three more
+    arguments: ``ndims`` (int64, per array), ``partials`` (float64, per chunk and sum) and
+    ``totals`` (float64, per array and sum)."""
+    key = (chunk, reduce)
+    made = _made.get(key)
     if made is None:
-        made = _made[chunk] = _from_cached_module(chunk) or _compiled_here(chunk)
+        made = _made[key] = _from_cached_module(chunk, reduce) or _compiled_here(chunk, reduce)
     return made
 
 
@@ -123,31 +169,33 @@ def _exported(chunk):
     return module_name, name
 
 
-def _source_digest(chunk):
-    """Hash of the chunk's source file, optbench's kernel sources and the template."""
-    digest = hashlib.sha256(_TEMPLATE.encode())
+def _source_digest(template, functions):
+    """Hash of the functions' source files, optbench's kernel sources and the template."""
+    digest = hashlib.sha256(template.encode())
     digest.update(numba.__version__.encode())
     sources = sorted(Path(__file__).parent.glob("*.py"))
-    sources.append(Path(chunk.py_func.__code__.co_filename))
+    sources.extend(Path(f.py_func.__code__.co_filename) for f in functions)
     for path in sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def _from_cached_module(chunk):
-    exported = _exported(chunk)
-    if exported is None:
+def _from_cached_module(chunk, reduce=None):
+    functions = (chunk,) if reduce is None else (chunk, reduce)
+    exported = [_exported(f) for f in functions]
+    if None in exported:
         return None
-    module_name, name = exported
+    module_name, name = exported[0]
+    template = _TEMPLATE if reduce is None else _TWO_PASS_TEMPLATE
     try:
-        digest = _source_digest(chunk)
+        digest = _source_digest(template, functions)
     except OSError:  # no source file to hash: nothing to check a cache against
         return None
     stem = f"{module_name.replace('.', '_')}__{name}__{digest}"
-    source = _TEMPLATE.format(
-        qualified=f"{module_name}.{name}",
-        import_line=f"from {module_name} import {name} as chunk",
-    )
+    imports = [f"from {module_name} import {name} as chunk"]
+    if reduce is not None:
+        imports.append(f"from {exported[1][0]} import {exported[1][1]} as reduce")
+    source = template.format(qualified=f"{module_name}.{name}", import_line="\n".join(imports))
     path = _written(stem, source)
     if path is None:
         return None
@@ -180,12 +228,14 @@ def _written(stem, source):
     return None
 
 
-def _compiled_here(chunk):
+def _compiled_here(chunk, reduce=None):
     namespace = {
         "chunk": chunk,
+        "reduce": reduce,
         "SERIAL_OPTIONS": {**UNFUSED, "cache": False},
         "PARALLEL_OPTIONS": {**UNFUSED_PARALLEL, "cache": False},
     }
-    source = _TEMPLATE.format(qualified=getattr(chunk, "__name__", "chunk"), import_line="")
+    template = _TEMPLATE if reduce is None else _TWO_PASS_TEMPLATE
+    source = template.format(qualified=getattr(chunk, "__name__", "chunk"), import_line="")
     exec(compile(source, f"<drivers of {chunk!r}>", "exec"), namespace)
     return namespace["serial"], namespace["parallel"]

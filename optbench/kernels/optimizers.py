@@ -535,6 +535,74 @@ def schedule_free_adamw_chunk(param, grad, state, column, common, hp, step):
 
 
 # --------------------------------------------------------------------------------------------
+# LAMB (a reduce pass, then the update)
+# hyper row: lr, beta1, beta2, eps, weight_decay, bias_correction, exclude_1d
+# state rows: exp_avg, exp_avg_sq;  sums: param_sq, update_sq
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED_INLINE)
+def lamb_coefficients(hp, step, ndim, t):
+    """``(scale, eps, decay)`` in dtype ``t``: the update is ``m scale / (sqrt(v) + eps) +
+    decay p``, that is ``(m / bc1) / (sqrt(v / bc2) + eps) + weight_decay p`` with ``s =
+    sqrt(bc2)`` folded in (one division); bias corrections 1 without ``bias_correction``, no
+    decay for a 1-D array with ``exclude_1d``."""
+    beta1, beta2, eps, weight_decay = hp[1], hp[2], hp[3], hp[4]
+    corrected, excluded = hp[5] != 0.0, hp[6] != 0.0 and ndim <= 1
+    bias_correction1 = 1.0 - beta1**step if corrected else 1.0
+    s = np.sqrt(1.0 - beta2**step) if corrected else 1.0
+    return t(s / bias_correction1), t(eps * s), t(0.0 if excluded else weight_decay)
+
+
+@njit(**UNFUSED)
+def lamb_reduce(param, grad, state, column, common, hp, step, ndim, sums):
+    """LAMB's first pass: the moments, and this run's sums of p^2 and of r^2 in float64.
+
+    g = gradient (see gradient);  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g g
+    r = (m / bc1) / (sqrt(v / bc2) + eps) + weight_decay p
+    """
+    t = param.dtype.type
+    beta1, beta2 = hp[1], hp[2]
+    scale, eps, decay = lamb_coefficients(hp, step, ndim, t)
+    b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
+    b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
+    factor, clip, l1 = gradient_options(common, t)
+    exp_avg = state[0, column : column + param.size]
+    exp_avg_sq = state[1, column : column + param.size]
+    param_sq, update_sq = 0.0, 0.0
+    for j in range(param.size):
+        p = param[j]
+        g = gradient(grad[j], p, factor, clip, l1)
+        m = b1 * exp_avg[j] + one_minus_b1 * g
+        v = b2 * exp_avg_sq[j] + one_minus_b2 * g * g
+        exp_avg[j] = m
+        exp_avg_sq[j] = v
+        r = m * scale / (np.sqrt(v) + eps) + decay * p
+        param_sq += np.float64(p) * np.float64(p)
+        update_sq += np.float64(r) * np.float64(r)
+    sums[0] = param_sq
+    sums[1] = update_sq
+
+
+@njit(**UNFUSED)
+def lamb_chunk(param, grad, state, column, common, hp, step, ndim, totals):
+    """LAMB (You et al. 2019): ``p = p - lr * ratio * r`` with the trust ratio ``||p|| / ||r||``
+    of the whole array (1 where either norm is 0 or NaN, and for a 1-D array with
+    ``exclude_1d``); r recomputed from the moments the reduce pass stored."""
+    t = param.dtype.type
+    scale, eps, decay = lamb_coefficients(hp, step, ndim, t)
+    norm_p, norm_r = np.sqrt(totals[0]), np.sqrt(totals[1])
+    ratio = norm_p / norm_r if norm_p > 0.0 and norm_r > 0.0 else 1.0
+    if hp[6] != 0.0 and ndim <= 1:
+        ratio = 1.0
+    step_size = t(hp[0] * ratio)
+    exp_avg = state[0, column : column + param.size]
+    exp_avg_sq = state[1, column : column + param.size]
+    for j in range(param.size):
+        p = param[j]
+        r = exp_avg[j] * scale / (np.sqrt(exp_avg_sq[j]) + eps) + decay * p
+        param[j] = p - step_size * r
+
+
+# --------------------------------------------------------------------------------------------
 # RMSprop
 # hyper row: lr, alpha, eps, weight_decay, momentum, centered
 # state rows: square_avg, momentum_buffer, grad_avg

@@ -48,7 +48,7 @@ class Bucket:
     each parameter's group.
     """
 
-    def __init__(self, params, indices, group_of, state_rows):
+    def __init__(self, params, indices, group_of, state_rows, reductions=0):
         mine = [params[i] for i in indices]
         self.indices = indices
         self.dtype = mine[0].dtype
@@ -66,6 +66,12 @@ class Bucket:
         self.matrix_shapes = np.array([p.shape if p.ndim == 2 else (0, 0) for p in mine], np.int64)
         self.radii = np.zeros(len(mine))
         self.dispatch = Dispatch()
+        # a spec with a reduce pass: per-chunk partial sums and per-array totals
+        self.reductions = None
+        if reductions:
+            ndims = np.array([p.ndim for p in mine], np.int64)
+            partials = np.zeros((len(self.work), reductions))
+            self.reductions = (ndims, partials, np.zeros((len(mine), reductions)))
 
     def columns(self, local):
         return slice(int(self.offsets[local]), int(self.offsets[local + 1]))
@@ -133,7 +139,7 @@ class Optimizer:
             raise TypeError("Optimizer is a base class: use optim.Adam, optim.SGD, ...")
         self._cached_options = self._cached_hyper = self._previous_grads = None
         self._max_norm_in_use = False
-        self._kernels = drivers(self.spec.chunk) if self.spec.fused else None
+        self._kernels = drivers(self.spec.chunk, self.spec.reduce) if self.spec.fused else None
         self.defaults = {**defaults, "clip_value": clip_value, "l1": l1, "max_norm": max_norm}
         self.clip_norm = clip_norm
         self.nonfinite = validation.choice("nonfinite", nonfinite, NONFINITE_POLICIES)
@@ -342,7 +348,8 @@ class Optimizer:
             by_dtype.setdefault(param.dtype, []).append(index)
         rows = len(self.spec.state)
         self._params, self._group_of = params, group_of
-        self._buckets = [Bucket(params, idx, group_of, rows) for idx in by_dtype.values()]
+        sums = len(self.spec.reductions)
+        self._buckets = [Bucket(params, idx, group_of, rows, sums) for idx in by_dtype.values()]
         self._scalars = [scalars.get(id(g)) or self._initial_scalars() for g in groups]
         if len(self._groups) != len(groups) or any(map(operator.is_not, self._groups, groups)):
             self._groups = GroupList(groups)
@@ -512,6 +519,8 @@ class Optimizer:
                 hyper,
                 bucket.steps,
             )
+            if bucket.reductions is not None:
+                arguments += bucket.reductions
             use_parallel = self._use_parallel(bucket)
             if use_parallel is None:
                 start = time.perf_counter()

@@ -293,6 +293,28 @@ def schedule_free_adamw(param, grad, state, scratch, step, o):
     _schedule_free_point(param, state["z"], n, s, ckp1, y_step, lr_t)
 
 
+def lamb(param, grad, state, scratch, step, o):
+    """Adam's moments;  r = (m / bc1) / (sqrt(v / bc2) + eps);  p -= lr ||p|| / ||r|| r."""
+    require(o, weight_decay=0.0, maximize=False, bias_correction=True, exclude_1d=False)
+    if "exp_avg" not in state:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    m, v, s, r = state["exp_avg"], state["exp_avg_sq"], scratch[0], scratch[1]
+    beta1, beta2 = o["betas"]
+    _moments(m, v, grad, s, beta1, beta2)
+    np.divide(v, 1.0 - beta2**step, out=r)
+    np.sqrt(r, out=r)
+    np.add(r, o["eps"], out=r)
+    np.divide(m, 1.0 - beta1**step, out=s)
+    np.divide(s, r, out=r)
+    flat_p, flat_r = param.reshape(-1), r.reshape(-1)
+    norm_p = math.sqrt(float(np.dot(flat_p, flat_p)))
+    norm_r = math.sqrt(float(np.dot(flat_r, flat_r)))
+    ratio = norm_p / norm_r if norm_p > 0 and norm_r > 0 else 1.0
+    np.multiply(r, o["lr"] * ratio, out=r)
+    np.subtract(param, r, out=param)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

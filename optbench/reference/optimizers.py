@@ -323,6 +323,50 @@ def schedule_free_adamw(
     state["z"] = state["z"] - dtype(lr_t) * normalized
 
 
+def trust_ratio(weights, update):
+    """``||weights|| / ||update||`` (norms in float64), 1 where either is 0 or NaN."""
+    norm_w = math.sqrt(float(np.sum(np.square(weights, dtype=np.float64))))
+    norm_u = math.sqrt(float(np.sum(np.square(update, dtype=np.float64))))
+    return norm_w / norm_u if norm_w > 0 and norm_u > 0 else 1.0
+
+
+def lamb(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    betas,
+    eps,
+    weight_decay,
+    bias_correction,
+    exclude_1d,
+    maximize,
+):
+    """LAMB: Adam's direction plus decay, ``r = m_hat / (sqrt(v_hat) + eps) + wd p``, scaled per
+    array by the trust ratio ``||p|| / ||r||``: ``p -= lr ratio r``. With ``exclude_1d`` a 1-D
+    array has neither decay nor trust ratio; without ``bias_correction`` m and v are used
+    as they are."""
+    beta1, beta2 = betas
+    dtype = param.dtype.type
+    if step == 1:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+    excluded = exclude_1d and param.ndim <= 1
+    g = _signed(grad, maximize)
+    state["exp_avg"] = dtype(beta1) * state["exp_avg"] + dtype(1.0 - beta1) * g
+    state["exp_avg_sq"] = dtype(beta2) * state["exp_avg_sq"] + dtype(1.0 - beta2) * g * g
+    bc1 = 1.0 - beta1**step if bias_correction else 1.0
+    bc2 = 1.0 - beta2**step if bias_correction else 1.0
+    denom = np.sqrt(state["exp_avg_sq"] / dtype(bc2)) + dtype(eps)
+    update = state["exp_avg"] / dtype(bc1) / denom
+    if not excluded:
+        update = update + dtype(weight_decay) * param
+    ratio = 1.0 if excluded else trust_ratio(param, update)
+    param -= dtype(lr * ratio) * update
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
