@@ -869,6 +869,70 @@ LAMB = OptimizerSpec(
     inplace_scratch=2,
 )
 
+LARS = OptimizerSpec(
+    name="lars",
+    class_name="LARS",
+    summary="LARS (You et al. 2017): SGD with a per-array trust ratio.",
+    doc=r"""
+    .. math::
+        \rho_t &= \eta \frac{\lVert p_{t-1} \rVert}
+                 {\lVert g_t \rVert + \lambda \lVert p_{t-1} \rVert + \epsilon}, \quad
+        d_t = \rho_t (g_t + \lambda p_{t-1}) \\
+        b_t &= \mu b_{t-1} + (1 - \tau) d_t \quad (b_1 = d_1), \quad
+        p_t = p_{t-1} - \gamma\,(d_t + \mu b_t \text{ if nesterov else } b_t)
+
+    :math:`\eta` is ``trust_coefficient``; the ratio is 1 where either norm is 0. The norms
+    are those of each whole array, summed in float64 by chunk and added in chunk order (the
+    same bits for any thread count). The ratio always applies (timm's ``always_adapt``);
+    ``exclude_1d`` gives 0-D and 1-D arrays (biases, norm gains) neither decay nor ratio.
+    """,
+    hyperparameters=(
+        Real("lr", 1.0),
+        Real("momentum", 0.0),
+        Real("dampening", 0.0, high=1.0),
+        Real("weight_decay", 0.0, doc="L2 penalty, inside the trust ratio"),
+        Flag("nesterov", False, doc="needs momentum > 0 and dampening = 0"),
+        Real("trust_coefficient", 1e-3, doc="eta: the step is about lr eta ||p|| long"),
+        Real("eps", 1e-8),
+        Flag("exclude_1d", False, doc="no decay nor trust ratio for 0-D and 1-D arrays"),
+        MAXIMIZE,
+    ),
+    state=(State("momentum_buffer", used_when="momentum"),),
+    chunk=kernels.lars_chunk,
+    reduce=kernels.lars_reduce,
+    reductions=("param_sq", "grad_sq"),
+    reference=reference.lars,
+    lr=1.0,
+    variants=(
+        Variant("default", {}),
+        Variant("momentum", {"momentum": 0.9, "weight_decay": 0.1}),
+        Variant("nesterov", {"momentum": 0.9, "nesterov": True}),
+        Variant("exclude_1d", {"weight_decay": 0.1, "exclude_1d": True}),
+        Variant(
+            "everything",
+            {
+                "lr": 5.0,
+                "momentum": 0.5,
+                "dampening": 0.3,
+                "weight_decay": 0.05,
+                "trust_coefficient": 0.02,
+                "eps": 1e-3,
+                "maximize": True,
+            },
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"nesterov": True}, ValueError, "nesterov"),
+        ErrorInput({"trust_coefficient": -1e-3}, ValueError, "trust_coefficient"),
+        ErrorInput({"dampening": 1.5}, ValueError, "dampening"),
+    ),
+    converges={"quadratic": {"lr": 1.0}, "rosenbrock": {"lr": 5.0}},
+    search_space={"lr": LogUniform(1e-2, 1e2), "momentum": Uniform(0.0, 0.99)},
+    inplace_peer=inplace.lars,
+    check=_sgd_check,
+)
+
 ADAMAX = OptimizerSpec(
     name="adamax",
     class_name="Adamax",
@@ -1118,6 +1182,7 @@ BUILTIN = (
     SCHEDULE_FREE_SGD,
     SCHEDULE_FREE_ADAMW,
     LAMB,
+    LARS,
     ADAMAX,
     RADAM,
     LION,

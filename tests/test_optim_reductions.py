@@ -76,3 +76,30 @@ def test_lamb_ratio_is_one_for_zero_weights():
     opt = optim.LAMB(params, lr=1e-2)
     opt.step([np.ones(10)])
     np.testing.assert_allclose(params[0], -1e-2 / (1 + 1e-6), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lars_steps_lr_eta_times_the_weights_norm(dtype, rng):
+    """Without momentum or decay, the trust ratio makes each array's step lr eta ||p|| long
+    (to eps), whatever the gradient's size."""
+    params = _model(rng, dtype)[:2]
+    opt = optim.LARS(params, lr=2.0, trust_coefficient=0.01)
+    for scale in (1e-3, 1.0, 1e3):
+        before = [p.copy() for p in params]
+        opt.step([scale * rng.standard_normal(p.shape).astype(dtype) for p in params])
+        for p, b in zip(params, before, strict=True):
+            moved = np.linalg.norm((p - b).astype(np.float64))
+            expected = 2.0 * 0.01 * np.linalg.norm(b.astype(np.float64))
+            assert moved == pytest.approx(expected, rel=1e-4 if dtype == np.float32 else 1e-6)
+
+
+def test_lars_exclude_1d_steps_vectors_like_sgd(rng):
+    matrix, vector = rng.standard_normal((20, 30)), rng.standard_normal(50)
+    lars = optim.LARS([matrix, vector], lr=0.1, momentum=0.9, weight_decay=0.1, exclude_1d=True)
+    twin = vector.copy()
+    sgd = optim.SGD([twin], lr=0.1, momentum=0.9)
+    for _ in range(5):
+        g_matrix, g_vector = rng.standard_normal(matrix.shape), rng.standard_normal(vector.shape)
+        lars.step([g_matrix, g_vector])
+        sgd.step([g_vector])
+        np.testing.assert_allclose(vector, twin, rtol=1e-12, atol=1e-15)

@@ -53,7 +53,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._config import UNFUSED, UNFUSED_INLINE, UNFUSED_PARALLEL
+from ._config import REDUCTION, UNFUSED, UNFUSED_INLINE, UNFUSED_PARALLEL
 from ._pointers import view
 
 # Numba options of every chunk kernel, a plugin's included: no fast-math contraction, so that
@@ -539,6 +539,14 @@ def schedule_free_adamw_chunk(param, grad, state, column, common, hp, step):
 # hyper row: lr, beta1, beta2, eps, weight_decay, bias_correction, exclude_1d
 # state rows: exp_avg, exp_avg_sq;  sums: param_sq, update_sq
 # --------------------------------------------------------------------------------------------
+@njit(**REDUCTION)
+def add_square(total, x):
+    """``total + x * x`` in float64, its addition free to be reassociated: a loop summing
+    squares with it keeps several vector accumulators (see ``_config.REDUCTION``; the same
+    bits in the serial and parallel drivers, which share the compiled loop)."""
+    return total + np.float64(x) * np.float64(x)
+
+
 @njit(**UNFUSED_INLINE)
 def lamb_coefficients(hp, step, ndim, t):
     """``(scale, eps, decay)`` in dtype ``t``: the update is ``m scale / (sqrt(v) + eps) +
@@ -576,8 +584,8 @@ def lamb_reduce(param, grad, state, column, common, hp, step, ndim, sums):
         exp_avg[j] = m
         exp_avg_sq[j] = v
         r = m * scale / (np.sqrt(v) + eps) + decay * p
-        param_sq += np.float64(p) * np.float64(p)
-        update_sq += np.float64(r) * np.float64(r)
+        param_sq = add_square(param_sq, p)
+        update_sq = add_square(update_sq, r)
     sums[0] = param_sq
     sums[1] = update_sq
 
@@ -600,6 +608,67 @@ def lamb_chunk(param, grad, state, column, common, hp, step, ndim, totals):
         p = param[j]
         r = exp_avg[j] * scale / (np.sqrt(exp_avg_sq[j]) + eps) + decay * p
         param[j] = p - step_size * r
+
+
+# --------------------------------------------------------------------------------------------
+# LARS (a reduce pass, then the update)
+# hyper row: lr, momentum, dampening, weight_decay, nesterov, trust_coefficient, eps, exclude_1d
+# state rows: momentum_buffer;  sums: param_sq, grad_sq
+# --------------------------------------------------------------------------------------------
+@njit(**UNFUSED)
+def lars_reduce(param, grad, state, column, common, hp, step, ndim, sums):
+    """LARS's first pass: this run's sums of p^2 and of g^2 (g after the gradient transform),
+    in float64."""
+    t = param.dtype.type
+    factor, clip, l1 = gradient_options(common, t)
+    param_sq, grad_sq = 0.0, 0.0
+    for j in range(param.size):
+        p = param[j]
+        g = gradient(grad[j], p, factor, clip, l1)
+        param_sq = add_square(param_sq, p)
+        grad_sq = add_square(grad_sq, g)
+    sums[0] = param_sq
+    sums[1] = grad_sq
+
+
+@njit(**UNFUSED)
+def lars_chunk(param, grad, state, column, common, hp, step, ndim, totals):
+    """LARS (You et al. 2017), SGD's momentum on the gradient scaled by the trust ratio.
+
+    ratio = trust_coefficient ||p|| / (||g|| + weight_decay ||p|| + eps)  (1 where either
+    norm is 0 or NaN, and for a 1-D array with exclude_1d, which also has no decay)
+    g = (g + weight_decay * p) * ratio;  then SGD: momentum buffer, Nesterov, p = p - lr * g
+    """
+    if param.dtype.type(hp[1]) != 0:
+        _lars_loop(param, grad, state, column, common, hp, step, ndim, totals, True)
+    else:
+        _lars_loop(param, grad, state, column, common, hp, step, ndim, totals, False)
+
+
+@njit(**UNFUSED_INLINE)
+def _lars_loop(param, grad, state, column, common, hp, step, ndim, totals, with_momentum):
+    t = param.dtype.type
+    excluded = hp[7] != 0.0 and ndim <= 1
+    weight_decay = 0.0 if excluded else hp[3]
+    norm_p, norm_g = np.sqrt(totals[0]), np.sqrt(totals[1])
+    ratio = 1.0
+    if norm_p > 0.0 and norm_g > 0.0 and not excluded:
+        ratio = hp[5] * norm_p / (norm_g + weight_decay * norm_p + hp[6])
+    lr, momentum, decay, scale = t(hp[0]), t(hp[1]), t(weight_decay), t(ratio)
+    one_minus_dampening = t(1.0 - hp[2])
+    nesterov = hp[4] != 0.0
+    factor, clip, l1 = gradient_options(common, t)
+    first = step == 1
+    buf = state[0, column : column + param.size]
+    for j in range(param.size):
+        p = param[j]
+        g = (gradient(grad[j], p, factor, clip, l1) + decay * p) * scale
+        if with_momentum:
+            previous = buf[j]  # read on the first step too: a conditional read would be masked
+            b = g if first else momentum * previous + one_minus_dampening * g
+            buf[j] = b
+            g = g + momentum * b if nesterov else b
+        param[j] = p - lr * g
 
 
 # --------------------------------------------------------------------------------------------

@@ -315,6 +315,19 @@ def lamb(param, grad, state, scratch, step, o):
     np.subtract(param, r, out=param)
 
 
+def lars(param, grad, state, scratch, step, o):
+    """p -= lr ratio g, ratio = trust_coefficient ||p|| / (||g|| + eps)."""
+    require(o, momentum=0.0, weight_decay=0.0, maximize=False, exclude_1d=False)
+    flat_p, flat_g = param.reshape(-1), grad.reshape(-1)
+    norm_p = math.sqrt(float(np.dot(flat_p, flat_p)))
+    norm_g = math.sqrt(float(np.dot(flat_g, flat_g)))
+    ratio = 1.0
+    if norm_p > 0 and norm_g > 0:
+        ratio = o["trust_coefficient"] * norm_p / (norm_g + o["eps"])
+    np.multiply(grad, o["lr"] * ratio, out=scratch[0])
+    np.subtract(param, scratch[0], out=param)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

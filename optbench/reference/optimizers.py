@@ -367,6 +367,46 @@ def lamb(
     param -= dtype(lr * ratio) * update
 
 
+def lars(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+    trust_coefficient,
+    eps,
+    exclude_1d,
+    maximize,
+):
+    """LARS: ``g = (g + wd p) ratio`` with ``ratio = trust_coefficient ||p|| / (||g|| + wd ||p||
+    + eps)`` per array (1 where a norm is 0 or NaN; 1 and no decay for a 1-D array with
+    ``exclude_1d``), then SGD's momentum and ``p -= lr g``."""
+    dtype = param.dtype.type
+    excluded = exclude_1d and param.ndim <= 1
+    decay = 0.0 if excluded else weight_decay
+    g = _signed(grad, maximize)
+    norm_p = math.sqrt(float(np.sum(np.square(param, dtype=np.float64))))
+    norm_g = math.sqrt(float(np.sum(np.square(g, dtype=np.float64))))
+    ratio = 1.0
+    if norm_p > 0 and norm_g > 0 and not excluded:
+        ratio = trust_coefficient * norm_p / (norm_g + decay * norm_p + eps)
+    g = (g + dtype(decay) * param) * dtype(ratio)
+    if momentum != 0:
+        if step == 1:
+            state["momentum_buffer"] = g.copy()
+        else:
+            state["momentum_buffer"] = (
+                dtype(momentum) * state["momentum_buffer"] + dtype(1.0 - dampening) * g
+            )
+        g = g + dtype(momentum) * state["momentum_buffer"] if nesterov else state["momentum_buffer"]
+    param -= dtype(lr) * g
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
