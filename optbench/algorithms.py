@@ -844,6 +844,8 @@ LAMB = OptimizerSpec(
     chunk=kernels.lamb_chunk,
     reduce=kernels.lamb_reduce,
     reductions=("param_sq", "update_sq"),
+    # reduce: read p, g, m, v, write m, v; update: read p, m, v, write p
+    traffic=lambda options: 10,
     reference=reference.lamb,
     lr=1e-3,
     variants=(
@@ -901,6 +903,8 @@ LARS = OptimizerSpec(
     chunk=kernels.lars_chunk,
     reduce=kernels.lars_reduce,
     reductions=("param_sq", "grad_sq"),
+    # reduce: read p, g; update: read p, g and the buffer, write p and the buffer
+    traffic=lambda options: 7 if options["momentum"] else 5,
     reference=reference.lars,
     lr=1.0,
     variants=(

@@ -279,6 +279,9 @@ class OptimizerSpec:
         ``reductions``, into ``sums``; the partial sums of each array are then added in chunk
         order (the same bits for any thread count) and the chunk kernel takes two more
         arguments, ``ndim`` (the array's) and ``totals`` (the array's sums).
+    traffic : ``traffic(options) -> words``, the words per element a step reads and writes
+        where the usual count (3, plus 2 per state buffer in use) is not right: a spec with a
+        reduce pass (LAMB: 10). ``optbench throughput`` divides the bytes by the time.
     to_eval, to_train : for an optimizer whose parameters hold a training point other than
         the weights to evaluate (Schedule-Free's y and x), ``f(param, state, options)`` moves
         one array from one to the other in place, ``state`` its buffers by name (views);
@@ -308,6 +311,7 @@ class OptimizerSpec:
     prepare_step: Callable | None = None
     reduce: Callable | None = None
     reductions: tuple[str, ...] = ()
+    traffic: Callable | None = None
     to_eval: Callable | None = None
     to_train: Callable | None = None
 
@@ -434,7 +438,7 @@ def _check_spec(spec):
         fail("reduce needs a chunk kernel that reads its sums")
     if (spec.to_eval is None) != (spec.to_train is None):
         fail("to_eval and to_train come together: one moves the parameters, one moves back")
-    for name in ("to_eval", "to_train"):
+    for name in ("to_eval", "to_train", "traffic"):
         if getattr(spec, name) is not None and not callable(getattr(spec, name)):
             fail(f"{name} must be a function")
     _check_examples(spec, names, fail)

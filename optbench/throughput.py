@@ -292,13 +292,13 @@ def _model(total, layout, dtype, rng):
 
 
 def optimizer_words(optimizer):
-    """Words moved per element by a step of ``optimizer``: 3 + 2 * state buffers in use (read
-    the parameter, the gradient and the state, write the parameter and the state); a spec with
-    a reduce pass reads the parameter and the state once more and writes the parameter: 2 +
-    the buffers more (LAMB: 11)."""
-    buffers = len(optimizer.spec.state_in_use(optimizer.param_groups[0]))
-    second_pass = 2 + buffers if optimizer.spec.reduce is not None else 0
-    return 3 + 2 * buffers + second_pass
+    """Words moved per element by a step of ``optimizer``: the spec's ``traffic`` where it
+    declares one (a spec with a reduce pass), else 3 + 2 * state buffers in use (read the
+    parameter, the gradient and the state, write the parameter and the state)."""
+    group = optimizer.param_groups[0]
+    if optimizer.spec.traffic is not None:
+        return int(optimizer.spec.traffic(group))
+    return 3 + 2 * len(optimizer.spec.state_in_use(group))
 
 
 def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):

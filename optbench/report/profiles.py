@@ -164,7 +164,8 @@ TINY = Profile(
 QUICK = Profile(
     name="quick",
     description="the default suite cut to run in under 5 minutes on 2 cores",
-    optimizers=("sgd", "adagrad", "rmsprop", "adam", "nadam", "lion"),
+    # today's optimizers against Adam, AdamW and SGD
+    optimizers=("sgd", "adam", "adamw", "schedule_free_adamw", "adopt", "lamb"),
     studies=(
         Study("quadratic", steps=300),
         Study("rosenbrock", steps=1000),
