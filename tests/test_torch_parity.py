@@ -39,7 +39,7 @@ def test_sixty_steps_match_torch(spec, dtype, rng):
             options = {k: v for k, v in options.items() if k not in ("l1", "max_norm")}
             groups.append({**options, "params": twin_group["params"]})
         peer = torch_class(groups)
-        for step in range(STEPS):
+        for _ in range(STEPS):
             scale = 10.0 ** rng.uniform(-3, 1)
             grads = [(scale * rng.standard_normal(p.shape)).astype(dtype) for p in params]
             opt.step(grads)
@@ -50,6 +50,6 @@ def test_sixty_steps_match_torch(spec, dtype, rng):
             theirs = theirs.numpy()
             largest = float(np.max(np.abs(theirs)))
             difference = float(np.max(np.abs(ours.astype(np.float64) - theirs)))
-            assert difference <= TOLERANCE[dtype] * largest, (step, difference, largest)
+            assert difference <= TOLERANCE[dtype] * largest, (difference, largest)
     finally:
         torch.set_default_dtype(saved)
