@@ -1,5 +1,7 @@
 """Optimizers built from other optimizers: Lookahead and a hand-over from one to another."""
 
+import contextlib
+
 import numpy as np
 
 from . import validation
@@ -24,6 +26,26 @@ def _by_dtype(arrays):
     return list(by_dtype.values())
 
 
+def _check_writeable(arrays):
+    for i, array in enumerate(arrays):
+        if not array.flags.writeable:
+            raise ValueError(f"params[{i}] is read-only")
+
+
+def _flat_copies(arrays):
+    """One flat copy of each dtype's arrays, laid side by side (as ``lookahead_sync`` reads)."""
+    return [np.concatenate([a.reshape(-1) for a in group]) for group in _by_dtype(arrays)]
+
+
+def _put(arrays, flats):
+    """Write the flat copies of :func:`_flat_copies` back into ``arrays``."""
+    for group, flat in zip(_by_dtype(arrays), flats, strict=True):
+        start = 0
+        for array in group:
+            array.reshape(-1)[:] = flat[start : start + array.size]
+            start += array.size
+
+
 def _sync_layout(arrays):
     """(work table, data addresses) of each dtype's arrays, for ``lookahead_sync``."""
     return [
@@ -42,6 +64,10 @@ class Lookahead:
     The slow weights start as a copy of the parameters. The inner optimizer's state carries on
     through the synchronization, as in the paper's reference implementation.
 
+    ``eval()`` puts the slow weights in the parameters (after the inner optimizer's own
+    ``eval()``) and keeps the fast ones aside; ``train()`` puts the fast ones back; ``step``
+    refuses to run in eval mode, and ``state_dict`` keeps the mode and the fast weights.
+
     Parameters
     ----------
     inner : Optimizer
@@ -55,9 +81,8 @@ class Lookahead:
         self.k, self.alpha = _lookahead_options(k, alpha)
         self.fast_steps = 0
         self._layout = _sync_layout(inner.params)
-        self.slow = [
-            np.concatenate([a.reshape(-1) for a in arrays]) for arrays in _by_dtype(inner.params)
-        ]
+        self.slow = _flat_copies(inner.params)
+        self.fast = None  # the fast weights, while the slow ones are in the parameters
 
     def __getstate__(self):
         """Everything but the parameters' addresses, which a copy or a pickle must not keep."""
@@ -71,8 +96,46 @@ class Lookahead:
     def param_groups(self):
         return self.inner.param_groups
 
+    @property
+    def training(self):
+        return self.fast is None
+
+    def eval(self):
+        """The slow weights into the parameters (the fast ones kept aside). Returns self."""
+        if self.fast is None:
+            _check_writeable(self.inner.params)
+            self.inner.eval()
+            self.fast = _flat_copies(self.inner.params)
+            _put(self.inner.params, self.slow)
+        return self
+
+    def train(self):
+        """The fast weights back into the parameters. Returns self."""
+        if self.fast is not None:
+            _check_writeable(self.inner.params)
+            _put(self.inner.params, self.fast)
+            self.fast = None
+            self.inner.train()
+        return self
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Eval mode inside the block, the previous mode after it."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            if was_training:
+                self.train()
+
     def step(self, grads):
         """One inner step; every ``k``-th also synchronizes slow and fast weights."""
+        if self.fast is not None:
+            raise RuntimeError(
+                "Lookahead.step() in eval mode: the parameters hold the slow weights; "
+                "call optimizer.train() first"
+            )
         self.inner.step(grads)
         self.fast_steps += 1
         if self.fast_steps % self.k == 0:
@@ -87,18 +150,25 @@ class Lookahead:
             "alpha": self.alpha,
             "fast_steps": self.fast_steps,
             "slow": [s.copy() for s in self.slow],
+            "fast": None if self.fast is None else [f.copy() for f in self.fast],
         }
 
     def load_state_dict(self, state_dict):
         slow = [np.asarray(s) for s in state_dict["slow"]]
         if [s.shape for s in slow] != [s.shape for s in self.slow]:
             raise ValueError("state_dict['slow'] does not match this optimizer's parameters")
+        fast = state_dict.get("fast")
+        if fast is not None:
+            fast = [np.array(f, dtype=s.dtype) for f, s in zip(fast, self.slow, strict=True)]
+            if [f.shape for f in fast] != [s.shape for s in self.slow]:
+                raise ValueError("state_dict['fast'] does not match this optimizer's parameters")
         k, alpha = _lookahead_options(state_dict["k"], state_dict["alpha"])
         self.inner.load_state_dict(state_dict["inner"])
         self.k, self.alpha = k, alpha
         self.fast_steps = int(state_dict["fast_steps"])
         for mine, saved in zip(self.slow, slow, strict=True):
             mine[:] = saved
+        self.fast = fast
 
 
 class Switch:

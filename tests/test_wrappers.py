@@ -107,3 +107,47 @@ def test_switch_needs_the_same_arrays():
     params = [np.zeros(2)]
     with pytest.raises(ValueError, match="at_step"):
         Switch(optim.Adam(params), optim.SGD(params), -1)
+
+
+def test_lookahead_eval_puts_the_slow_weights_in_the_parameters(rng):
+    params = [rng.standard_normal((4, 3)), rng.standard_normal(5).astype(np.float32)]
+    start = [p.copy() for p in params]
+    opt = Lookahead(optim.SGD(params, lr=0.1), k=3, alpha=0.5)
+    for _ in range(4):  # one synchronization, then one fast step
+        opt.step([rng.standard_normal(p.shape).astype(p.dtype) for p in params])
+    fast = [p.copy() for p in params]
+    slow = [s + 0.0 for s in opt.state_dict()["slow"]]
+    assert opt.training and opt.eval() is opt and not opt.training
+    np.testing.assert_array_equal(np.concatenate([params[0].ravel()]), slow[0])
+    np.testing.assert_array_equal(params[1], slow[1])
+    assert not np.array_equal(params[0], start[0])
+    with pytest.raises(RuntimeError, match="eval mode"):
+        opt.step([np.zeros_like(p) for p in params])
+    saved = opt.state_dict()
+    twins = [p.copy() for p in params]
+    copy = Lookahead(optim.SGD(twins, lr=0.1), k=3, alpha=0.5)
+    copy.load_state_dict(saved)
+    assert not copy.training
+    opt.train()
+    copy.train()
+    for p, f, t in zip(params, fast, twins, strict=True):
+        np.testing.assert_array_equal(p, f)
+        np.testing.assert_array_equal(t, f)
+    with opt.evaluating():
+        np.testing.assert_array_equal(params[1], slow[1])
+    np.testing.assert_array_equal(params[1], fast[1])
+
+
+def test_lookahead_eval_with_a_read_only_parameter_moves_nothing(rng):
+    params = [rng.standard_normal(6), rng.standard_normal(4)]
+    opt = Lookahead(optim.SGD(params, lr=0.1), k=3)
+    for _ in range(4):  # the slow weights now differ from the fast ones
+        opt.step([np.ones(6), np.ones(4)])
+    before = [p.copy() for p in params]
+    assert not np.array_equal(opt.state_dict()["slow"][0][:6], params[0])
+    params[1].flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[1\] is read-only"):
+        opt.eval()
+    assert opt.training
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p, b)
