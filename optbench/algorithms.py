@@ -643,19 +643,6 @@ ADAN = OptimizerSpec(
 )
 
 
-def _schedule_free_schedule(options, step, scalars):
-    """The warmed-up rate and the averaging weight of this step (see
-    ``reference.schedule_free_weights``), for the kernel's row."""
-    return reference.schedule_free_weights(
-        step,
-        scalars,
-        lr=options["lr"],
-        warmup_steps=options["warmup_steps"],
-        r=options["r"],
-        weight_lr_power=options["weight_lr_power"],
-    )
-
-
 def _schedule_free_mover(momentum_of, to_eval):
     """to_eval: ``x = lerp(y, z, 1 - 1 / beta)``; to_train: ``y = lerp(x, z, 1 - beta)``, in
     place, as the authors' ``eval()`` and ``train()``."""
@@ -741,7 +728,7 @@ SCHEDULE_FREE_SGD = OptimizerSpec(
     inplace_peer=inplace.schedule_free_sgd,
     derived=("lr_t", "c_t"),
     group_scalars=SCHEDULE_FREE_SCALARS,
-    prepare_step=_schedule_free_schedule,
+    prepare_step=reference.schedule_free_step,
     to_eval=_schedule_free_mover(lambda options: options["momentum"], to_eval=True),
     to_train=_schedule_free_mover(lambda options: options["momentum"], to_eval=False),
 )
@@ -808,7 +795,7 @@ SCHEDULE_FREE_ADAMW = OptimizerSpec(
     inplace_scratch=2,
     derived=("lr_t", "c_t"),
     group_scalars=SCHEDULE_FREE_SCALARS,
-    prepare_step=_schedule_free_schedule,
+    prepare_step=reference.schedule_free_step,
     to_eval=_schedule_free_mover(lambda options: options["betas"][0], to_eval=True),
     to_train=_schedule_free_mover(lambda options: options["betas"][0], to_eval=False),
     check=_schedule_free_adamw_check,

@@ -1,7 +1,5 @@
 """Optimizers built from other optimizers: Lookahead and a hand-over from one to another."""
 
-import contextlib
-
 import numpy as np
 
 from . import validation
@@ -118,16 +116,7 @@ class Lookahead:
             self.inner.train()
         return self
 
-    @contextlib.contextmanager
-    def evaluating(self):
-        """Eval mode inside the block, the previous mode after it."""
-        was_training = self.training
-        self.eval()
-        try:
-            yield self
-        finally:
-            if was_training:
-                self.train()
+    evaluating = Optimizer.evaluating
 
     def step(self, grads):
         """One inner step; every ``k``-th also synchronizes slow and fast weights."""

@@ -45,42 +45,43 @@ from ._pointers import view
 COMMON = 5
 FLUSH = 4
 
-_DRIVER = """
-
-@njit(**{options})
-def {name}(work, param_addresses, grad_addresses, state, hyper, steps):
-    count_step(steps)
-    addresses = (param_addresses, grad_addresses)
+# one loop over the work table's chunks, calling {call} on each
+_PASS = """
     for k in {loop}(work.shape[0]):
         arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
         param, grad, column, step, common, hp = arguments
         saved = flush_begin(common[FLUSH])
-        chunk(param, grad, state, column, common, hp, step)
+        {call}
         flush_end(saved)
 """
+_SIGNATURE = """
+
+@njit(**{options})
+def {name}(work, param_addresses, grad_addresses, state, hyper, steps{extra}):
+    count_step(steps)
+    addresses = (param_addresses, grad_addresses)"""
+_CHUNK = "chunk(param, grad, state, column, common, hp, step)"
 # a spec with a reduce pass: partial sums per chunk, added per array in chunk order, then the
 # update, which reads the array's sums
-_TWO_PASS_DRIVER = """
+_REDUCE = "reduce(param, grad, state, column, common, hp, step, ndims[work[k, 0]], partials[k])"
+_ADD = "\n    add_partials(work, partials, totals)"
+_UPDATE = (
+    "chunk(param, grad, state, column, common, hp, step, ndims[work[k, 0]], totals[work[k, 0]])"
+)
 
-@njit(**{options})
-def {name}(work, param_addresses, grad_addresses, state, hyper, steps, ndims, partials, totals):
-    count_step(steps)
-    addresses = (param_addresses, grad_addresses)
-    for k in {loop}(work.shape[0]):
-        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
-        param, grad, column, step, common, hp = arguments
-        saved = flush_begin(common[FLUSH])
-        reduce(param, grad, state, column, common, hp, step, ndims[work[k, 0]], partials[k])
-        flush_end(saved)
-    add_partials(work, partials, totals)
-    for k in {loop}(work.shape[0]):
-        arguments = chunk_arguments(k, work, addresses, state, hyper, steps)
-        param, grad, column, step, common, hp = arguments
-        array = work[k, 0]
-        saved = flush_begin(common[FLUSH])
-        chunk(param, grad, state, column, common, hp, step, ndims[array], totals[array])
-        flush_end(saved)
-"""
+
+def _driver(options, name, loop, two_pass):
+    """The source of one driver: the serial or parallel loop, one pass or two."""
+    if not two_pass:
+        body = _PASS.format(loop=loop, call=_CHUNK)
+        extra = ""
+    else:
+        body = _PASS.format(loop=loop, call=_REDUCE).rstrip("\n") + _ADD
+        body += _PASS.format(loop=loop, call=_UPDATE)
+        extra = ", ndims, partials, totals"
+    return _SIGNATURE.format(options=options, name=name, extra=extra) + body
+
+
 _HEADER = '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
 
 from numba import njit, prange
@@ -92,13 +93,13 @@ from optbench.kernels.drivers import FLUSH, add_partials, chunk_arguments, count
 # {qualified} and {import_line} are filled in per chunk; the two drivers differ in their loop
 _TEMPLATE = (
     _HEADER
-    + _DRIVER.format(options="SERIAL_OPTIONS", name="serial", loop="range")
-    + _DRIVER.format(options="PARALLEL_OPTIONS", name="parallel", loop="prange")
+    + _driver("SERIAL_OPTIONS", "serial", "range", False)
+    + _driver("PARALLEL_OPTIONS", "parallel", "prange", False)
 )
 _TWO_PASS_TEMPLATE = (
     _HEADER
-    + _TWO_PASS_DRIVER.format(options="SERIAL_OPTIONS", name="serial", loop="range")
-    + _TWO_PASS_DRIVER.format(options="PARALLEL_OPTIONS", name="parallel", loop="prange")
+    + _driver("SERIAL_OPTIONS", "serial", "range", True)
+    + _driver("PARALLEL_OPTIONS", "parallel", "prange", True)
 )
 
 _made = {}

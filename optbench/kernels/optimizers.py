@@ -141,6 +141,16 @@ def sgd_chunk(param, grad, state, column, common, hp, step):
 
 
 @njit(**UNFUSED_INLINE)
+def heavy_ball(g, previous, first, momentum, one_minus_dampening, nesterov):
+    """torch's SGD momentum for one element: ``(buffer, direction)`` with ``buffer = g`` on
+    the first step, else ``momentum * previous + (1 - dampening) * g``, and the direction
+    ``g + momentum * buffer`` (Nesterov) or ``buffer``. ``previous`` is read every step: a
+    conditional read would be masked."""
+    b = g if first else momentum * previous + one_minus_dampening * g
+    return b, (g + momentum * b if nesterov else b)
+
+
+@njit(**UNFUSED_INLINE)
 def _sgd_loop(param, grad, state, column, common, hp, step, with_momentum):
     t = param.dtype.type
     lr, momentum, weight_decay = t(hp[0]), t(hp[1]), t(hp[3])
@@ -154,10 +164,7 @@ def _sgd_loop(param, grad, state, column, common, hp, step, with_momentum):
         if weight_decay != 0:
             g = g + weight_decay * param[j]
         if with_momentum:
-            previous = buf[j]  # read on the first step too: a conditional read would be masked
-            b = g if first else momentum * previous + one_minus_dampening * g
-            buf[j] = b
-            g = g + momentum * b if nesterov else b
+            buf[j], g = heavy_ball(g, buf[j], first, momentum, one_minus_dampening, nesterov)
         param[j] = param[j] - lr * g
 
 
@@ -470,6 +477,15 @@ def adan_chunk(param, grad, state, column, common, hp, step):
 # (lr_t, c_t: prepare_step's warmed-up rate and averaging weight for this step)
 # state rows: z  /  z, exp_avg_sq
 # --------------------------------------------------------------------------------------------
+@njit(**UNFUSED_INLINE)
+def schedule_free_point(y, stored_z, first, direction, small, c, y_step, z_step):
+    """One element's new ``(y, z)``: ``z`` is ``y`` on the first step (``stored_z`` is read
+    every step: a conditional read would be masked), ``y = lerp(y, z, c_t) + y_step d`` and
+    ``z = z - z_step d`` for the step direction ``d``."""
+    anchor = y if first else stored_z
+    return lerp(y, anchor, small, c) + y_step * direction, anchor - z_step * direction
+
+
 @njit(**UNFUSED)
 def schedule_free_sgd_chunk(param, grad, state, column, common, hp, step):
     """Schedule-Free SGD (Defazio et al. 2024), as the authors' ``SGDScheduleFree``.
@@ -491,10 +507,7 @@ def schedule_free_sgd_chunk(param, grad, state, column, common, hp, step):
         g = gradient(grad[j], y, factor, clip, l1)
         if decay != 0:
             g = g + decay * y
-        stored = z[j]  # read on the first step too: a conditional read would be masked
-        anchor = y if first else stored
-        param[j] = lerp(y, anchor, small, c) + y_step * g
-        z[j] = anchor - z_step * g
+        param[j], z[j] = schedule_free_point(y, z[j], first, g, small, c, y_step, z_step)
 
 
 @njit(**UNFUSED)
@@ -528,10 +541,7 @@ def schedule_free_adamw_chunk(param, grad, state, column, common, hp, step):
         n = g * scale / (np.sqrt(v) + eps)
         if decay != 0:
             n = n + decay * y
-        stored = z[j]  # read on the first step too: a conditional read would be masked
-        anchor = y if first else stored
-        param[j] = lerp(y, anchor, small, c) + y_step * n
-        z[j] = anchor - z_step * n
+        param[j], z[j] = schedule_free_point(y, z[j], first, n, small, c, y_step, z_step)
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,15 +559,16 @@ def add_square(total, x):
 
 @njit(**UNFUSED_INLINE)
 def lamb_coefficients(hp, step, ndim, t):
-    """``(scale, eps, decay)`` in dtype ``t``: the update is ``m scale / (sqrt(v) + eps) +
-    decay p``, that is ``(m / bc1) / (sqrt(v / bc2) + eps) + weight_decay p`` with ``s =
-    sqrt(bc2)`` folded in (one division); bias corrections 1 without ``bias_correction``, no
-    decay for a 1-D array with ``exclude_1d``."""
+    """``(scale, eps, decay, excluded)``, the first three in dtype ``t``: the update is ``m scale
+    / (sqrt(v) + eps) + decay p``, that is ``(m / bc1) / (sqrt(v / bc2) + eps) + weight_decay
+    p`` with ``s = sqrt(bc2)`` folded in (one division); bias corrections 1 without
+    ``bias_correction``; ``excluded``, a 1-D array with ``exclude_1d``, has no decay."""
     beta1, beta2, eps, weight_decay = hp[1], hp[2], hp[3], hp[4]
     corrected, excluded = hp[5] != 0.0, hp[6] != 0.0 and ndim <= 1
     bias_correction1 = 1.0 - beta1**step if corrected else 1.0
     s = np.sqrt(1.0 - beta2**step) if corrected else 1.0
-    return t(s / bias_correction1), t(eps * s), t(0.0 if excluded else weight_decay)
+    decay = t(0.0 if excluded else weight_decay)
+    return t(s / bias_correction1), t(eps * s), decay, excluded
 
 
 @njit(**UNFUSED)
@@ -569,7 +580,7 @@ def lamb_reduce(param, grad, state, column, common, hp, step, ndim, sums):
     """
     t = param.dtype.type
     beta1, beta2 = hp[1], hp[2]
-    scale, eps, decay = lamb_coefficients(hp, step, ndim, t)
+    scale, eps, decay, _ = lamb_coefficients(hp, step, ndim, t)
     b1, one_minus_b1 = t(beta1), t(1.0 - beta1)
     b2, one_minus_b2 = t(beta2), t(1.0 - beta2)
     factor, clip, l1 = gradient_options(common, t)
@@ -596,11 +607,9 @@ def lamb_chunk(param, grad, state, column, common, hp, step, ndim, totals):
     of the whole array (1 where either norm is 0 or NaN, and for a 1-D array with
     ``exclude_1d``); r recomputed from the moments the reduce pass stored."""
     t = param.dtype.type
-    scale, eps, decay = lamb_coefficients(hp, step, ndim, t)
+    scale, eps, decay, excluded = lamb_coefficients(hp, step, ndim, t)
     norm_p, norm_r = np.sqrt(totals[0]), np.sqrt(totals[1])
-    ratio = norm_p / norm_r if norm_p > 0.0 and norm_r > 0.0 else 1.0
-    if hp[6] != 0.0 and ndim <= 1:
-        ratio = 1.0
+    ratio = norm_p / norm_r if norm_p > 0.0 and norm_r > 0.0 and not excluded else 1.0
     step_size = t(hp[0] * ratio)
     exp_avg = state[0, column : column + param.size]
     exp_avg_sq = state[1, column : column + param.size]
@@ -664,10 +673,7 @@ def _lars_loop(param, grad, state, column, common, hp, step, ndim, totals, with_
         p = param[j]
         g = (gradient(grad[j], p, factor, clip, l1) + decay * p) * scale
         if with_momentum:
-            previous = buf[j]  # read on the first step too: a conditional read would be masked
-            b = g if first else momentum * previous + one_minus_dampening * g
-            buf[j] = b
-            g = g + momentum * b if nesterov else b
+            buf[j], g = heavy_ball(g, buf[j], first, momentum, one_minus_dampening, nesterov)
         param[j] = p - lr * g
 
 

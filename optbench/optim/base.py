@@ -253,8 +253,9 @@ class Optimizer:
     @contextlib.contextmanager
     def evaluating(self):
         """``with optimizer.evaluating():`` eval mode inside the block, the previous mode after
-        it (what the runner wraps each evaluation in)."""
-        was_training = self._training
+        it (what the runner wraps each evaluation in). Reads only ``training``, ``eval`` and
+        ``train``, so wrappers with those share it."""
+        was_training = self.training
         self.eval()
         try:
             yield self

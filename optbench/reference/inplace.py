@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .optimizers import schedule_free_weights
+from .optimizers import schedule_free_step
 
 # options of the gradient transform every optbench optimizer has, and their neutral values
 EXTRAS = {"clip_value": None, "l1": 0.0, "max_norm": None}
@@ -31,10 +31,15 @@ def _moments(exp_avg, exp_avg_sq, grad, scratch, beta1, beta2):
     np.multiply(exp_avg, beta1, out=exp_avg)
     np.multiply(grad, 1.0 - beta1, out=scratch)
     np.add(exp_avg, scratch, out=exp_avg)
-    np.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-    np.multiply(grad, grad, out=scratch)
-    np.multiply(scratch, 1.0 - beta2, out=scratch)
-    np.add(exp_avg_sq, scratch, out=exp_avg_sq)
+    _square_average(exp_avg_sq, grad, scratch, beta2)
+
+
+def _square_average(average, x, scratch, beta):
+    """average = beta average + (1 - beta) x^2, in place (scratch holds the products)."""
+    np.multiply(average, beta, out=average)
+    np.multiply(x, x, out=scratch)
+    np.multiply(scratch, 1.0 - beta, out=scratch)
+    np.add(average, scratch, out=average)
 
 
 def sgd(param, grad, state, scratch, step, o):
@@ -68,10 +73,7 @@ def adadelta(param, grad, state, scratch, step, o):
         state["acc_delta"] = np.zeros_like(param)
     v, u, s, d = state["square_avg"], state["acc_delta"], scratch[0], scratch[1]
     rho, eps = o["rho"], o["eps"]
-    np.multiply(v, rho, out=v)
-    np.multiply(grad, grad, out=s)
-    np.multiply(s, 1.0 - rho, out=s)
-    np.add(v, s, out=v)
+    _square_average(v, grad, s, rho)
     np.add(v, eps, out=s)
     np.sqrt(s, out=s)
     np.add(u, eps, out=d)
@@ -164,10 +166,7 @@ def adopt(param, grad, state, scratch, step, o):
     np.add(m, s, out=m)
     np.multiply(m, o["lr"], out=s)
     np.subtract(param, s, out=param)
-    np.multiply(v, beta2, out=v)
-    np.multiply(grad, grad, out=s)
-    np.multiply(s, 1.0 - beta2, out=s)
-    np.add(v, s, out=v)
+    _square_average(v, grad, s, beta2)
 
 
 def ademamix(param, grad, state, scratch, step, o):
@@ -219,10 +218,7 @@ def adan(param, grad, state, scratch, step, o):
     np.add(diff, s, out=diff)
     np.multiply(d, beta2, out=w)
     np.add(w, grad, out=w)
-    np.multiply(n, beta3, out=n)
-    np.multiply(w, w, out=s)
-    np.multiply(s, 1.0 - beta3, out=s)
-    np.add(n, s, out=n)
+    _square_average(n, w, s, beta3)
     np.sqrt(n, out=d)
     np.divide(d, math.sqrt(1.0 - beta3**step), out=d)
     np.add(d, o["eps"], out=d)
@@ -254,14 +250,7 @@ def _schedule_free_weights(state, step, o, param):
     if "z" not in state:
         state["z"] = param.copy()
         state["lr_max"], state["weight_sum"] = -1.0, 0.0
-    return schedule_free_weights(
-        step,
-        state,
-        lr=o["lr"],
-        warmup_steps=o["warmup_steps"],
-        r=o["r"],
-        weight_lr_power=o["weight_lr_power"],
-    )
+    return schedule_free_step(o, step, state)
 
 
 def schedule_free_sgd(param, grad, state, scratch, step, o):
@@ -281,10 +270,7 @@ def schedule_free_adamw(param, grad, state, scratch, step, o):
         state["exp_avg_sq"] = np.zeros_like(param)
     v, s, n = state["exp_avg_sq"], scratch[0], scratch[1]
     beta1, beta2 = o["betas"]
-    np.multiply(v, beta2, out=v)
-    np.multiply(grad, grad, out=s)
-    np.multiply(s, 1.0 - beta2, out=s)
-    np.add(v, s, out=v)
+    _square_average(v, grad, s, beta2)
     np.divide(v, 1.0 - beta2**step, out=n)
     np.sqrt(n, out=n)
     np.add(n, o["eps"], out=n)
@@ -334,10 +320,7 @@ def rmsprop(param, grad, state, scratch, step, o):
     if "square_avg" not in state:
         state["square_avg"] = np.zeros_like(param)
     v, s = state["square_avg"], scratch[0]
-    np.multiply(v, o["alpha"], out=v)
-    np.multiply(grad, grad, out=s)
-    np.multiply(s, 1.0 - o["alpha"], out=s)
-    np.add(v, s, out=v)
+    _square_average(v, grad, s, o["alpha"])
     np.sqrt(v, out=s)
     np.add(s, o["eps"], out=s)
     np.divide(grad, s, out=s)

@@ -251,6 +251,19 @@ def schedule_free_weights(step, scalars, *, lr, warmup_steps, r, weight_lr_power
     return scheduled, (weight / weight_sum if weight_sum != 0 else 0.0)
 
 
+def schedule_free_step(options, step, scalars):
+    """:func:`schedule_free_weights` from a group's options (``lr``, ``warmup_steps``, ``r``,
+    ``weight_lr_power``): a spec's ``prepare_step``."""
+    return schedule_free_weights(
+        step,
+        scalars,
+        lr=options["lr"],
+        warmup_steps=options["warmup_steps"],
+        r=options["r"],
+        weight_lr_power=options["weight_lr_power"],
+    )
+
+
 def _schedule_free_start(param, state):
     state["z"] = param.copy()
     state["lr_max"], state["weight_sum"] = -1.0, 0.0
