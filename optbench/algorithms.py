@@ -14,7 +14,8 @@ valley), AdaBound's ``final_lr`` there (its SGD phase at the default 0.1 diverge
 curvature ~1000), Schedule-Free SGD there, which reaches the optimum within 1e4 steps only
 for lr in 5e-3 ... 7e-3 (8e-3 diverges), and LAMB there, whose step is about lr ||p|| long
 whatever the gradient: it ends about 3 lr from the optimum, within the tolerance for lr in
-3e-3 ... 5e-3 (2e-3 stalls on the valley's floor).
+3e-3 ... 5e-3 (2e-3 stalls on the valley's floor), and Adafactor there, whose step is about
+min(lr, t^-1/2) rms(p) long: within the tolerance for lr in 4e-3 ... 8e-3.
 """
 
 import dataclasses
@@ -56,6 +57,12 @@ LR_ERRORS = (
     ErrorInput({"lr": float("nan")}, ValueError, "lr"),
     ErrorInput({"lr": "0.1"}, TypeError, "lr must be a real number"),
 )
+
+
+def _factored(shape, which):
+    """Adafactor's row (``which=0``) or column moment shape of an array of ``shape``; None
+    below 2 dimensions."""
+    return reference.adafactor_shapes(shape)[which] if len(shape) >= 2 else None
 
 
 def _sgd_check(options):
@@ -924,6 +931,87 @@ LARS = OptimizerSpec(
     check=_sgd_check,
 )
 
+ADAFACTOR = OptimizerSpec(
+    name="adafactor",
+    class_name="Adafactor",
+    summary="Adafactor (Shazeer and Stern 2018), as torch.optim.Adafactor.",
+    doc=r"""
+    .. math::
+        \hat\beta_t &= 1 - t^{c}, \quad
+        R_t = \hat\beta_t R_{t-1} + (1 - \hat\beta_t)\,\mathrm{mean}_{-1}(g_t^2), \quad
+        C_t = \hat\beta_t C_{t-1} + (1 - \hat\beta_t)\,\mathrm{mean}_{-2}(g_t^2) \\
+        \hat v_t &= R_t C_t / \max(\mathrm{mean}(R_t), \epsilon_1), \quad
+        u_t = g_t / \sqrt{\max(\hat v_t, \epsilon_1^2)} \\
+        p_t &= (1 - \gamma \lambda) p_{t-1}
+              - \frac{\max(\epsilon_2, \mathrm{rms}(p_{t-1})) \min(\gamma, t^{-1/2})}
+                     {\max(1, \mathrm{rms}(u_t) / d)} u_t
+
+    :math:`c` is ``beta2_decay``; ``lr`` bounds the relative step size. Arrays of 2 or more
+    dimensions keep the factored moments R and C (row and column means over the last two
+    dimensions: state ``row_var`` and ``col_var``, shaped as torch's); smaller ones keep
+    ``variance``, :math:`v_t = \hat\beta_t v_{t-1} + (1 - \hat\beta_t) g_t^2`, in place of
+    :math:`\hat v_t`. ``eps[0]=None`` is the dtype's machine epsilon. An empty array is left
+    as it is. Unfused: its NumPy update runs array by array.
+    """,
+    hyperparameters=(
+        Real("lr", 1e-2, doc="the largest relative step size"),
+        Real("beta2_decay", -0.8, low=-math.inf, high=0.0, doc="c in beta_t = 1 - t^c"),
+        Reals(
+            "eps",
+            (None, 1e-3),
+            high=math.inf,
+            high_open=False,
+            nullable=(0,),
+            names=("eps1", "eps2"),
+            doc="eps1 floors the second moment, eps2 the parameters' rms",
+        ),
+        Real("d", 1.0, low=1.0, doc="the update's rms is clipped to d"),
+        Real("weight_decay", 0.0, doc="decoupled, scaled by lr"),
+        MAXIMIZE,
+    ),
+    state=(
+        State("row_var", shape=lambda shape: _factored(shape, 0)),
+        State("col_var", shape=lambda shape: _factored(shape, 1)),
+        State("variance", shape=lambda shape: shape if len(shape) < 2 else None),
+    ),
+    chunk=None,
+    reference=reference.adafactor,
+    # minimal traffic of a 1-D array: read p, g, v and write v (the norms), then read p, g,
+    # v and write p (the update needs rms(u) first)
+    traffic=lambda options: 8,
+    lr=1e-2,
+    variants=(
+        Variant("default", {}),
+        Variant("decay", {"weight_decay": 0.1}),
+        Variant(
+            "everything",
+            {
+                "lr": 0.05,
+                "beta2_decay": -0.5,
+                "eps": (1e-20, 1e-2),
+                "d": 2.0,
+                "weight_decay": 0.05,
+                "maximize": True,
+            },
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        ErrorInput({"beta2_decay": 0.5}, ValueError, "beta2_decay"),
+        ErrorInput({"eps": (-1.0, 1e-3)}, ValueError, r"eps\[0\]"),
+        ErrorInput({"eps": (None, None)}, TypeError, r"eps\[1\]"),
+        ErrorInput({"eps": 1e-3}, TypeError, "eps"),
+        ErrorInput({"d": 0.5}, ValueError, "d must"),
+        ErrorInput({"weight_decay": -0.1}, ValueError, "weight_decay"),
+    ),
+    converges={"quadratic": {"lr": 1e-2}, "rosenbrock": {"lr": 5e-3}},
+    search_space={"lr": LogUniform(1e-4, 1.0), "weight_decay": LogUniform(1e-6, 1e-1)},
+    torch_peer="Adafactor",
+    inplace_peer=inplace.adafactor,
+    inplace_scratch=2,
+)
+
+
 ADAMAX = OptimizerSpec(
     name="adamax",
     class_name="Adamax",
@@ -1174,6 +1262,7 @@ BUILTIN = (
     SCHEDULE_FREE_ADAMW,
     LAMB,
     LARS,
+    ADAFACTOR,
     ADAMAX,
     RADAM,
     LION,

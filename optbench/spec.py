@@ -115,13 +115,15 @@ class Flag(Hyperparameter):
 @dataclass(frozen=True, kw_only=True)
 class Reals(Hyperparameter):
     """A tuple of real numbers, each in ``[low, high]`` (``betas``); the kernel reads each,
-    named ``names`` (by default ``name[0]``, ``name[1]``, ...)."""
+    named ``names`` (by default ``name[0]``, ``name[1]``, ...). The positions in ``nullable``
+    may also be None (Adafactor's ``eps=(None, 1e-3)``), which the kernel reads as NaN."""
 
     low: float = 0.0
     high: float = 1.0
     low_open: bool = False
     high_open: bool = True
     names: tuple[str, ...] = ()
+    nullable: tuple[int, ...] = ()
 
     @property
     def kernel_names(self):
@@ -135,14 +137,19 @@ class Reals(Hyperparameter):
             raise TypeError(f"{self.name} must be a tuple of {size} numbers, got {value!r}")
         ends = {"low_open": self.low_open, "high_open": self.high_open}
         return tuple(
-            validation.real(f"{self.name}[{i}]", v, self.low, self.high, **ends)
+            math.nan
+            if v is None and i in self.nullable
+            else validation.real(f"{self.name}[{i}]", v, self.low, self.high, **ends)
             for i, v in enumerate(value)
         )
 
     def describe(self):
         ends = {"low_open": self.low_open, "high_open": self.high_open}
         interval = validation.interval(self.low, self.high, **ends)
-        return f"tuple of {len(self.default)} floats, each {interval} (default {self.default!r})"
+        kind = f"tuple of {len(self.default)} floats"
+        if self.nullable:
+            kind += f" (None allowed at {', '.join(map(str, self.nullable))})"
+        return f"{kind}, each {interval} (default {self.default!r})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,11 +180,20 @@ class State:
         for a buffer always in use. Unused buffers are left out of ``state_dict``.
     initial : the buffer's value before the first step: a number, or the name of the option
         holding it (Adagrad's ``initial_accumulator_value``).
+    shape : for a buffer not of the parameter's shape (Adafactor's factored second moments),
+        ``shape(param_shape) -> tuple | None``: the buffer's shape, or None where an array of
+        that shape keeps no such buffer. Only an unfused spec (no chunk kernel) declares one:
+        the kernels address buffers of parameter size.
     """
 
     name: str
     used_when: str | None = None
     initial: float | str = 0.0
+    shape: Callable | None = None
+
+    def shape_for(self, param_shape):
+        """The buffer's shape for an array of ``param_shape``, or None if it keeps none."""
+        return tuple(param_shape) if self.shape is None else self.shape(tuple(param_shape))
 
 
 @dataclass(frozen=True)
@@ -341,6 +357,12 @@ class OptimizerSpec:
     def state_names(self):
         return tuple(s.name for s in self.state)
 
+    @functools.cached_property
+    def table_names(self):
+        """The buffers of parameter size, in the rows of the optimizer's state table (every
+        buffer but those with a ``shape``)."""
+        return tuple(s.name for s in self.state if s.shape is None)
+
     @property
     def defaults(self):
         """``{option: default}`` of every hyperparameter (``maximize`` included)."""
@@ -378,9 +400,15 @@ class OptimizerSpec:
             self.check(group)
         return (*row, *(math.nan for _ in self.derived))
 
-    def state_in_use(self, group):
-        """Names of the buffers the group's options use, in row order."""
-        return tuple(s.name for s in self.state if s.used_when is None or group[s.used_when])
+    def state_in_use(self, group, param_shape=None):
+        """Names of the buffers the group's options use, in row order; with ``param_shape``,
+        only those an array of that shape keeps."""
+        return tuple(
+            s.name
+            for s in self.state
+            if (s.used_when is None or group[s.used_when])
+            and (param_shape is None or s.shape_for(param_shape) is not None)
+        )
 
 
 def _check_spec(spec):
@@ -422,6 +450,10 @@ def _check_spec(spec):
             fail(f"state {s.name!r}: used_when names no hyperparameter: {s.used_when!r}")
         if isinstance(s.initial, str) and s.initial not in names:
             fail(f"state {s.name!r}: initial names no hyperparameter: {s.initial!r}")
+        if s.shape is not None and not callable(s.shape):
+            fail(f"state {s.name!r}: shape must be a function of the parameter's shape")
+        if s.shape is not None and spec.chunk is not None:
+            fail(f"state {s.name!r} has its own shape: only an unfused spec (chunk=None) has one")
     if not callable(spec.reference):
         fail("reference must be a function")
     if spec.chunk is not None and not callable(spec.chunk):

@@ -9,7 +9,7 @@ from optbench import optim, registry
 
 torch = pytest.importorskip("torch")
 
-PEERED = [spec for spec in registry.specs() if spec.torch_peer is not None and spec.fused]
+PEERED = [spec for spec in registry.specs() if spec.torch_peer is not None]
 SHAPES = ((7, 5), (33,), (2, 3, 4))
 STEPS = 60
 TOLERANCE = {np.float64: 1e-9, np.float32: 2e-5}

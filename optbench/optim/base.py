@@ -150,6 +150,7 @@ class Optimizer:
         groups = [self._new_group(group, i) for i, group in enumerate(_split_groups(params))]
         self._groups = GroupList()
         self._params, self._buckets, self._scalars, self._laid_out = (), [], [], ()
+        self._own_buffers = []
         self._rebuild(groups, self._validated_layout(groups))
 
     def __repr__(self):
@@ -270,17 +271,27 @@ class Optimizer:
             return
         self._hyper_table()
         _check_params(self._params)
-        names = self.spec.state_names
-        for _index, param, group_index, bucket, local in self._locate():
+        for index, param, group_index, bucket, local in self._locate():
             if bucket.steps[local] == 0:
                 continue
             group = self._groups[group_index]
-            columns = bucket.columns(local)
-            state = {
-                name: bucket.state[names.index(name), columns].reshape(param.shape)
-                for name in self.spec.state_in_use(group)
-            }
+            state = self._buffers(index, group, bucket, local)
             move(param, state, {k: v for k, v in group.items() if k != "params"})
+
+    def _buffers(self, index, group, bucket, local):
+        """Views of the buffers array ``index`` keeps under ``group``'s options, by name: its
+        columns of the bucket's table shaped like the array, and its own buffers (those of a
+        ``State`` with a ``shape``)."""
+        rows = self.spec.table_names
+        param = self._params[index]
+        views = {}
+        for name in self.spec.state_in_use(group, param.shape):
+            if name in rows:
+                views[name] = bucket.state[rows.index(name), bucket.columns(local)]
+                views[name] = views[name].reshape(param.shape)
+            else:
+                views[name] = self._own_buffers[index][name]
+        return views
 
     # ---------------------------------------------------------------- groups
     def add_param_group(self, param_group):
@@ -342,12 +353,13 @@ class Optimizer:
         """Lay out buckets for ``groups``; every array that was already here keeps its state
         and step count, every group its scalars."""
         saved = {id(p): s for p, s in zip(self._params, self._array_states(), strict=True)}
+        own = {id(p): b for p, b in zip(self._params, self._own_buffers, strict=True)}
         scalars = {id(g): s for g, s in zip(self._laid_out, self._scalars, strict=True)}
         params, group_of = layout
         by_dtype = {}
         for index, param in enumerate(params):
             by_dtype.setdefault(param.dtype, []).append(index)
-        rows = len(self.spec.state)
+        rows = len(self.spec.table_names)
         self._params, self._group_of = params, group_of
         sums = len(self.spec.reductions)
         self._buckets = [Bucket(params, idx, group_of, rows, sums) for idx in by_dtype.values()]
@@ -359,11 +371,15 @@ class Optimizer:
         self._spans = _spans(params)
         self._cached_options = self._previous_grads = None
         self._reset_state()
-        for _index, param, _group, bucket, local in self._locate():
+        for index, param, _group, bucket, local in self._locate():
             if id(param) in saved:
                 step, buffers = saved[id(param)]
                 bucket.steps[local] = step
                 bucket.state[:, bucket.columns(local)] = buffers
+                for name, buffer in own[id(param)].items():
+                    fresh = self._own_buffers[index].get(name)
+                    if fresh is not None and fresh.shape == buffer.shape:
+                        self._own_buffers[index][name] = buffer
 
     def _array_states(self):
         """(step, state columns) of every parameter, in order."""
@@ -535,16 +551,12 @@ class Optimizer:
     def _unfused_step(self, grads, hyper):
         """The step of a spec without a chunk kernel: its NumPy update, array by array, on
         views of the state table (the same state, groups and state dict as a fused step)."""
-        names = self.spec.state_names
         scalar_names = [s.name for s in self.spec.group_scalars]
         updated = {}
         for index, param, group_index, bucket, local in self._locate():
             group = self._groups[group_index]
-            columns = bucket.columns(local)
-            state = {
-                name: bucket.state[names.index(name), columns].reshape(param.shape).copy()
-                for name in self.spec.state_in_use(group)
-            }
+            views = self._buffers(index, group, bucket, local)
+            state = {name: view.copy() for name, view in views.items()}
             state.update(self._scalars[group_index])
             options = {k: v for k, v in group.items() if k not in ("params", "max_norm")}
             step_with_extras(
@@ -556,8 +568,8 @@ class Optimizer:
                 grad_scale=float(hyper[group_index, 0]),
                 **options,
             )
-            for name in self.spec.state_in_use(group):
-                bucket.state[names.index(name), columns] = np.ravel(state[name])
+            for name, view in views.items():
+                view[...] = np.reshape(state[name], view.shape)
             updated[group_index] = {name: float(state[name]) for name in scalar_names}
             bucket.steps[local] += 1
         for group_index, scalars in updated.items():
@@ -632,17 +644,26 @@ class Optimizer:
 
     # ---------------------------------------------------------------- state
     def _reset_state(self):
+        table = [s for s in self.spec.state if s.shape is None]
         for bucket in self._buckets:
             bucket.state[:] = 0
             bucket.steps[:] = 0
-            for row, buffer in enumerate(self.spec.state):
+            for row, buffer in enumerate(table):
                 if buffer.initial == 0.0:
                     continue
                 for local, index in enumerate(bucket.indices):
                     group = self._groups[self._group_of[index]]
-                    initial = buffer.initial
-                    value = group[initial] if isinstance(initial, str) else initial
-                    bucket.state[row, bucket.columns(local)] = value
+                    bucket.state[row, bucket.columns(local)] = _initial(buffer, group)
+        self._own_buffers = [
+            {
+                s.name: np.full(s.shape_for(param.shape), _initial(s, group), param.dtype)
+                for s in self.spec.state
+                if s.shape is not None and s.shape_for(param.shape) is not None
+            }
+            for param, group in zip(
+                self._params, (self._groups[g] for g in self._group_of), strict=True
+            )
+        ]
 
     def _locate(self):
         """Yield (index, param, group index, bucket, local position) for every parameter."""
@@ -660,13 +681,11 @@ class Optimizer:
         ``mu_product`` so).
         """
         self._follow_structure()
-        names = self.spec.state_names
         state = {}
-        for index, param, group, bucket, local in self._locate():
+        for index, _param, group, bucket, local in self._locate():
             entry = {"step": int(bucket.steps[local])}
-            for name in self.spec.state_in_use(self._groups[group]):
-                row = names.index(name)
-                entry[name] = bucket.state[row, bucket.columns(local)].reshape(param.shape).copy()
+            views = self._buffers(index, self._groups[group], bucket, local)
+            entry.update((name, view.copy()) for name, view in views.items())
             entry.update(self._scalars[group])
             state[index] = entry
         groups, first = [], 0
@@ -711,12 +730,15 @@ class Optimizer:
         self.skipped_steps = skipped
         self._training = training
         self._reset_state()
-        names = self.spec.state_names
+        rows = self.spec.table_names
         for index, _param, _group, bucket, local in self._locate():
             step, buffers = restored[index]
             bucket.steps[local] = step
             for name, value in buffers.items():
-                bucket.state[names.index(name), bucket.columns(local)] = value
+                if name in rows:
+                    bucket.state[rows.index(name), bucket.columns(local)] = value.reshape(-1)
+                else:
+                    self._own_buffers[index][name][...] = value
 
     def _saved_entry(self, index, entry):
         """(step, {buffer: flat array}) of saved entry ``index``, validated."""
@@ -742,12 +764,23 @@ class Optimizer:
             value = np.asarray(value)
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"{where}[{name!r}] must be real numbers, got dtype {value.dtype}")
-            if value.shape != param.shape:
+            declared = self.spec.state[self.spec.state_names.index(name)]
+            shape = declared.shape_for(param.shape)
+            if shape is None:
+                raise ValueError(
+                    f"{where} has buffer {name!r}, which params[{index}] of shape "
+                    f"{param.shape} does not keep"
+                )
+            if value.shape != shape:
                 raise ValueError(
                     f"{where}[{name!r}] has shape {value.shape}, "
-                    f"params[{index}] has shape {param.shape}"
+                    + (
+                        f"params[{index}] has shape {param.shape}"
+                        if declared.shape is None
+                        else f"it must be {shape} for params[{index}] of shape {param.shape}"
+                    )
                 )
-            buffers[name] = value.reshape(-1).astype(param.dtype)
+            buffers[name] = value.astype(param.dtype)
         return int(step), buffers
 
     def _saved_scalars(self, saved_state, saved_groups):
@@ -791,6 +824,12 @@ class Optimizer:
         extras = {name: defaults.pop(name) for name in EXTRA_OPTIONS}
         Optimizer.__init__(self, saved["groups"], defaults, **extras, **saved["settings"])
         self.load_state_dict(saved["state"])
+
+
+def _initial(buffer, group):
+    """A state buffer's value before the first step, under ``group``'s options."""
+    initial = buffer.initial
+    return group[initial] if isinstance(initial, str) else initial
 
 
 def _split_groups(params):

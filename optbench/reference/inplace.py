@@ -314,6 +314,46 @@ def lars(param, grad, state, scratch, step, o):
     np.subtract(param, scratch[0], out=param)
 
 
+def adafactor(param, grad, state, scratch, step, o):
+    """Adafactor: v (or its row and column factors) = lerp(v, g^2, t^beta2_decay);
+    u = g / sqrt(max(v, eps1^2));  p -= max(eps2, rms(p)) min(lr, t^-1/2) u / max(1, rms(u) / d)."""
+    require(o, weight_decay=0.0, maximize=False)
+    if param.size == 0:
+        return
+    eps1, eps2 = o["eps"]
+    eps1 = float(np.finfo(param.dtype).eps) if eps1 is None else eps1
+    weight = step ** o["beta2_decay"]
+    flat_p = param.reshape(-1)
+    alpha = max(eps2, math.sqrt(float(np.dot(flat_p, flat_p)) / param.size))
+    alpha *= min(o["lr"], step**-0.5)
+    s, u = scratch
+    np.multiply(grad, grad, out=s)
+    if param.ndim > 1:
+        if "row_var" not in state:
+            state["row_var"] = np.zeros((*param.shape[:-1], 1), param.dtype)
+            state["col_var"] = np.zeros((*param.shape[:-2], 1, param.shape[-1]), param.dtype)
+        rows, columns = state["row_var"], state["col_var"]
+        rows += weight * (np.mean(s, axis=-1, keepdims=True) - rows)
+        columns += weight * (np.mean(s, axis=-2, keepdims=True) - columns)
+        np.multiply(rows, columns, out=u)
+        np.divide(u, np.maximum(np.mean(rows, axis=-2, keepdims=True), eps1), out=u)
+    else:
+        if "variance" not in state:
+            state["variance"] = np.zeros_like(param)
+        v = state["variance"]
+        np.subtract(s, v, out=s)
+        np.multiply(s, weight, out=s)
+        np.add(v, s, out=v)
+        np.copyto(u, v)
+    np.maximum(u, eps1 * eps1, out=u)
+    np.sqrt(u, out=u)
+    np.divide(grad, u, out=u)
+    flat_u = u.reshape(-1)
+    denom = max(1.0, math.sqrt(float(np.dot(flat_u, flat_u)) / param.size) / o["d"])
+    np.multiply(u, alpha / denom, out=u)
+    np.subtract(param, u, out=param)
+
+
 def rmsprop(param, grad, state, scratch, step, o):
     """v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)."""
     require(o, weight_decay=0.0, momentum=0.0, centered=False, maximize=False)

@@ -420,6 +420,60 @@ def lars(
     param -= dtype(lr) * g
 
 
+def adafactor_shapes(shape):
+    """``(row_var, col_var)`` shapes of Adafactor's factored second moment of an array of
+    ``shape`` (2 or more dimensions; the last two are factored): its last, then its second
+    last dimension reduced to 1."""
+    return (*shape[:-1], 1), (*shape[:-2], 1, shape[-1])
+
+
+def adafactor(param, grad, state, step, *, lr, beta2_decay, eps, d, weight_decay, maximize):
+    """Adafactor, as ``torch.optim.Adafactor``.
+
+    ``beta_t = 1 - t^beta2_decay``; an array of 2 or more dimensions keeps the means of
+    ``g^2`` over its rows and columns, ``R = beta_t R + (1 - beta_t) mean_{-1}(g^2)`` and
+    ``C = beta_t C + (1 - beta_t) mean_{-2}(g^2)``, whose product ``R C / max(mean(R), eps1)``
+    estimates ``v``; a smaller one keeps ``v = beta_t v + (1 - beta_t) g^2``. Then
+    ``u = g / sqrt(max(v, eps1^2))``, ``p = p (1 - lr lambda) - a u / max(1, rms(u) / d)``
+    with ``a = max(eps2, rms(p_{t-1})) min(lr, t^-1/2)``. ``eps1=None`` is the dtype's
+    machine epsilon. The maxima of Python floats keep torch's: a NaN norm gives ``eps2`` and
+    1. An empty array is left as it is (torch divides 0 by 0 there).
+    """
+    g = _signed(grad, maximize)
+    eps1, eps2 = eps
+    if eps1 is None:
+        eps1 = float(np.finfo(param.dtype).eps)
+    factored = param.ndim > 1
+    if step == 1:
+        if factored:
+            row, column = adafactor_shapes(param.shape)
+            state["row_var"] = np.zeros(row, param.dtype)
+            state["col_var"] = np.zeros(column, param.dtype)
+        else:
+            state["variance"] = np.zeros_like(param)
+    if param.size == 0:
+        return
+    weight = step**beta2_decay
+    rho = min(lr, 1.0 / step**0.5)
+    alpha = max(eps2, float(np.linalg.norm(param)) / param.size**0.5) * rho
+    if weight_decay != 0:
+        param *= 1.0 - lr * weight_decay
+    squares = g * g
+    if factored:
+        row_mean = np.sum(squares, axis=-1, keepdims=True) / param.dtype.type(g.shape[-1])
+        column_mean = np.sum(squares, axis=-2, keepdims=True) / param.dtype.type(g.shape[-2])
+        state["row_var"] = lerp(state["row_var"], row_mean, weight)
+        state["col_var"] = lerp(state["col_var"], column_mean, weight)
+        row_scale = np.maximum(np.mean(state["row_var"], axis=-2, keepdims=True), eps1)
+        estimate = state["row_var"] * state["col_var"] / row_scale
+    else:
+        state["variance"] = lerp(state["variance"], squares, weight)
+        estimate = state["variance"]
+    update = g / np.sqrt(np.maximum(estimate, eps1 * eps1))
+    denom = max(1.0, float(np.linalg.norm(update)) / (update.size**0.5 * d))
+    param -= (alpha / denom) * update
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):

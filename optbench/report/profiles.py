@@ -165,7 +165,7 @@ QUICK = Profile(
     name="quick",
     description="the default suite cut to run in under 5 minutes on 2 cores",
     # today's optimizers against Adam, AdamW and SGD
-    optimizers=("sgd", "adam", "adamw", "schedule_free_adamw", "adopt", "lamb"),
+    optimizers=("sgd", "adam", "adamw", "schedule_free_adamw", "adopt", "lamb", "adafactor"),
     studies=(
         Study("quadratic", steps=300),
         Study("rosenbrock", steps=1000),
