@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from optbench.throughput import matrix_shape
+
 THREADS = int(os.environ["NUMBA_NUM_THREADS"])  # set by __init__
 SMOKE = os.environ.get("OPTBENCH_BENCH_SMOKE") == "1"
 
@@ -69,14 +71,16 @@ def split_sizes(total, n_arrays):
     return tuple(base + (i < extra) for i in range(n_arrays))
 
 
-def model(total, n_arrays, dtype, seed=0):
-    """New parameters and gradients of a model of ``n_arrays`` 1-D arrays, ``total`` elements in
-    all, standard normal values of ``dtype`` from ``seed``: ``(params, grads)``, two lists."""
+def model(total, n_arrays, dtype, seed=0, matrices=False):
+    """New parameters and gradients of a model of ``n_arrays`` 1-D arrays (matrices of
+    ``optbench.throughput.matrix_shape`` with ``matrices``), ``total`` elements in all,
+    standard normal values of ``dtype`` from ``seed``: ``(params, grads)``, two lists."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     sizes = split_sizes(total, n_arrays)
-    params = [rng.standard_normal(size, dtype=dtype) for size in sizes]
-    grads = [rng.standard_normal(size, dtype=dtype) for size in sizes]
+    shapes = [matrix_shape(size) if matrices else (size,) for size in sizes]
+    params = [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
+    grads = [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
     return params, grads
 
 

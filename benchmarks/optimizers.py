@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from optbench import bandwidth, optim, peers, registry
+from optbench import bandwidth, optim, peers, registry, throughput
 
 from .common import DTYPES, LAYOUTS, SIZES, model, require_torch, steps_per_call
 
@@ -27,27 +27,40 @@ GRID = (NAMES, list(SIZES), list(DTYPES), list(LAYOUTS))
 GRID_NAMES = ("optimizer", "n_elements", "dtype", "n_arrays")
 
 
+def takes_matrices_only(name):
+    """Whether optimizer ``name`` steps 2-D arrays only (Muon): its models are matrices."""
+    return registry.get(name).ndims == (2,)
+
+
+def _empty(name, dtype="float64"):
+    return np.zeros((0, 0) if takes_matrices_only(name) else 0, dtype)
+
+
 def options(name, dtype="float64"):
     """The math options of optimizer ``name`` at its registry defaults (no ``params`` key)."""
-    return peers.optimizer_options(optim.make(name, [np.zeros(0, dtype)]))
+    return peers.optimizer_options(optim.make(name, [_empty(name, dtype)]))
 
 
 def state_arrays(name):
-    """State arrays per parameter array at the defaults (Adam: 2)."""
-    spec = registry.get(name)
-    return len(spec.state_in_use(optim.make(spec, [np.zeros(0)]).param_groups[0]))
+    """State arrays of parameter size per array of the benchmarks' models at the defaults
+    (Adam: 2)."""
+    spec, empty = registry.get(name), _empty(name)
+    group = optim.make(spec, [empty]).param_groups[0]
+    return len(spec.state_in_use(group, empty.shape))
 
 
 def bytes_per_step(name, n_elements, dtype):
-    """Bytes a step must move: parameters read and written, gradients read, every state array
-    read and written: ``(3 + 2 s) * n_elements * itemsize`` with ``s = state_arrays``."""
-    return (3 + 2 * state_arrays(name)) * n_elements * np.dtype(dtype).itemsize
+    """Bytes a step must move, as ``optbench throughput`` counts them: parameters read and
+    written, gradients read, every state array read and written (``(3 + 2 s) * n_elements *
+    itemsize`` with ``s = state_arrays``), or the spec's ``traffic`` where it declares one."""
+    words = throughput.optimizer_words(optim.make(name, [_empty(name, dtype)]))
+    return words * n_elements * np.dtype(dtype).itemsize
 
 
 @functools.cache
 def kernel_step(name, n_elements, dtype, n_arrays):
     """``(step, grads)`` of a warmed optbench optimizer over a fresh seeded model."""
-    params, grads = model(n_elements, n_arrays, dtype)
+    params, grads = model(n_elements, n_arrays, dtype, matrices=takes_matrices_only(name))
     optimizer = optim.make(name, params)
     optimizer.step(grads)  # compiles, or loads from Numba's cache
     return optimizer.step, grads
@@ -56,7 +69,7 @@ def kernel_step(name, n_elements, dtype, n_arrays):
 @functools.cache
 def reference_step(name, n_elements, dtype, n_arrays):
     """``(step, grads)`` of the NumPy oracle (``peers.ReferenceOptimizer``), warmed."""
-    params, grads = model(n_elements, n_arrays, dtype)
+    params, grads = model(n_elements, n_arrays, dtype, matrices=takes_matrices_only(name))
     optimizer = peers.ReferenceOptimizer(registry.get(name), params, options(name, dtype))
     optimizer.step(grads)
     return optimizer.step, grads
@@ -67,7 +80,7 @@ def torch_step(name, n_elements, dtype, n_arrays, implementation):
     """A warmed ``torch.optim`` optimizer's ``step`` (gradients already attached), or
     ``NotImplementedError`` where torch has no such optimizer or implementation."""
     torch = require_torch()
-    params, grads = model(n_elements, n_arrays, dtype)
+    params, grads = model(n_elements, n_arrays, dtype, matrices=takes_matrices_only(name))
     optimizer = peers.torch_optimizer(
         torch, registry.get(name), params, grads, options(name, dtype), implementation
     )

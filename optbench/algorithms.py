@@ -29,7 +29,9 @@ from .spec import (
     ErrorInput,
     Flag,
     GroupScalar,
+    Integer,
     LogUniform,
+    OneOf,
     OptimizerSpec,
     Real,
     Reals,
@@ -1012,6 +1014,159 @@ ADAFACTOR = OptimizerSpec(
 )
 
 
+MUON_OPTIONS = (
+    Real("lr", 1e-3),
+    Real("weight_decay", 0.1, doc="decoupled, scaled by lr"),
+    Real("momentum", 0.95),
+    Flag("nesterov", True),
+    Reals(
+        "ns_coefficients",
+        (3.4445, -4.7750, 2.0315),
+        low=-math.inf,
+        high=math.inf,
+        names=("a", "b", "c"),
+        doc="X = a X + (b A + c A A) X with A = X X^T",
+    ),
+    Real("eps", 1e-7, doc="floor of the norm the update is divided by"),
+    Integer("ns_steps", 5, high=99, doc="Newton-Schulz iterations"),
+    OneOf(
+        "adjust_lr_fn",
+        None,
+        choices=(None, "original", "match_rms_adamw"),
+        doc="None or 'original': lr sqrt(max(1, A/B)); 'match_rms_adamw': 0.2 lr sqrt(max(A, B))",
+    ),
+)
+MUON_DOC = r"""
+    .. math::
+        b_t &= \mu b_{t-1} + (1 - \mu) g_t, \quad
+        u_t = \mu b_t + (1 - \mu) g_t \text{ (nesterov) or } b_t \\
+        O_t &= \mathrm{NS}_k(u_t), \quad
+        p_t = (1 - \gamma \lambda) p_{t-1} - \gamma' O_t
+
+    :math:`\mathrm{NS}_k` is ``ns_steps`` quintic Newton-Schulz iterations from
+    :math:`X = u / \max(\lVert u \rVert_F, \epsilon)`: :math:`A = X X^T`,
+    :math:`X \leftarrow a X + (b A + c A^2) X`, on the wide orientation; they bring the
+    singular values near 1. :math:`\gamma'` is ``lr`` adjusted to the matrix's shape
+    (A, B) by ``adjust_lr_fn``. The matrix products are NumPy's (BLAS), in the parameter's
+    dtype (torch runs them in bfloat16).
+"""
+
+
+def _muon_kept(shape):
+    return shape if len(shape) == 2 else None
+
+
+def _adamw_kept(shape):
+    return shape if len(shape) != 2 else None
+
+
+MUON_VARIANTS = (
+    Variant("default", {}),
+    Variant("plain", {"nesterov": False, "weight_decay": 0.0}, "heavy-ball momentum"),
+    Variant("match_rms", {"adjust_lr_fn": "match_rms_adamw"}),
+    Variant(
+        "everything",
+        {
+            "lr": 0.02,
+            "weight_decay": 0.05,
+            "momentum": 0.8,
+            "ns_coefficients": (2.0, -1.5, 0.5),
+            "eps": 1e-3,
+            "ns_steps": 3,
+            "adjust_lr_fn": "original",
+        },
+        "a small momentum: torch's other lerp formula; cubic Newton-Schulz",
+    ),
+)
+MUON_ERRORS = (
+    *LR_ERRORS,
+    ErrorInput({"momentum": -0.5}, ValueError, "momentum"),
+    ErrorInput({"ns_steps": 100}, ValueError, "ns_steps"),
+    ErrorInput({"ns_steps": 2.0}, TypeError, "ns_steps"),
+    ErrorInput({"adjust_lr_fn": "rms"}, ValueError, "adjust_lr_fn"),
+    ErrorInput({"ns_coefficients": (1.0, 2.0)}, TypeError, "ns_coefficients"),
+)
+
+MUON = OptimizerSpec(
+    name="muon",
+    class_name="Muon",
+    summary="Muon (Jordan et al. 2024), as torch.optim.Muon: for 2-D arrays only.",
+    doc=MUON_DOC
+    + """
+    Give the other arrays (biases, gains) to another optimizer: :class:`MuonWithAdamW` does
+    it in one optimizer. Unfused: its NumPy update runs array by array.
+    """,
+    hyperparameters=(*MUON_OPTIONS, MAXIMIZE),
+    state=(State("momentum_buffer"),),
+    chunk=None,
+    reference=reference.muon,
+    lr=2e-2,
+    variants=(*MUON_VARIANTS[:-1], Variant("maximize", {"maximize": True}), MUON_VARIANTS[-1]),
+    error_inputs=MUON_ERRORS,
+    converges={
+        "quadratic": {"lr": 3e-3, "weight_decay": 0.0},
+        "rosenbrock": {"lr": 3e-3, "weight_decay": 0.0},
+    },
+    search_space={
+        "lr": LogUniform(1e-4, 1.0),
+        "momentum": Uniform(0.8, 0.99),
+        "weight_decay": LogUniform(1e-4, 0.3),
+    },
+    torch_peer="Muon",
+    inplace_peer=inplace.muon,
+    inplace_scratch=2,
+    ndims=(2,),
+)
+
+MUON_ADAMW = OptimizerSpec(
+    name="muon_adamw",
+    class_name="MuonWithAdamW",
+    summary="Muon on the matrices, AdamW on the other arrays, with one lr (Liu et al. 2025).",
+    doc=MUON_DOC
+    + """
+    Every array that is not a matrix (biases, gains, scalars) steps with AdamW
+    (``adamw_betas``, ``adamw_eps``, the same ``lr`` and ``weight_decay``), as Muon's users
+    give them; by default ``adjust_lr_fn="match_rms_adamw"`` scales Muon's step to AdamW's
+    rms, so that one learning rate serves both. Unfused: its NumPy update runs array by
+    array.
+    """,
+    hyperparameters=(
+        *MUON_OPTIONS[:-1],
+        dataclasses.replace(MUON_OPTIONS[-1], default="match_rms_adamw"),
+        dataclasses.replace(BETAS, name="adamw_betas", names=(), doc="AdamW's betas"),
+        Real("adamw_eps", 1e-8, doc="AdamW's eps"),
+        MAXIMIZE,
+    ),
+    state=(
+        State("momentum_buffer", shape=_muon_kept),
+        State("exp_avg", shape=_adamw_kept),
+        State("exp_avg_sq", shape=_adamw_kept),
+    ),
+    chunk=None,
+    reference=reference.muon_adamw,
+    inplace_peer=inplace.muon_adamw,
+    inplace_scratch=2,
+    lr=1e-3,
+    variants=(
+        *MUON_VARIANTS,
+        Variant("adamw", {"adamw_betas": (0.8, 0.9), "adamw_eps": 1e-3, "maximize": True}),
+    ),
+    error_inputs=(
+        *MUON_ERRORS,
+        ErrorInput({"adamw_betas": (1.0, 0.9)}, ValueError, r"adamw_betas\[0\]"),
+    ),
+    converges={
+        "quadratic": {"lr": 1e-2, "weight_decay": 0.0},
+        "rosenbrock": {"lr": 3e-2, "weight_decay": 0.0},
+    },
+    search_space={
+        "lr": LogUniform(1e-5, 1e-1),
+        "momentum": Uniform(0.8, 0.99),
+        "weight_decay": LogUniform(1e-4, 0.3),
+    },
+)
+
+
 ADAMAX = OptimizerSpec(
     name="adamax",
     class_name="Adamax",
@@ -1263,6 +1418,8 @@ BUILTIN = (
     LAMB,
     LARS,
     ADAFACTOR,
+    MUON,
+    MUON_ADAMW,
     ADAMAX,
     RADAM,
     LION,

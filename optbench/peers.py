@@ -26,6 +26,7 @@ from . import nn, registry
 from .reference import inplace
 from .reference import nn as reference_nn
 from .reference.optimizers import step_with_extras
+from .spec import conforming_shape
 
 TORCH_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
 NORMS = ("layer_norm", "batch_norm", "rms_norm")
@@ -88,15 +89,35 @@ class InplaceOptimizer:
         dtype = self.params[0].dtype
         self.scratch = [np.empty(largest, dtype) for _ in range(spec.inplace_scratch)]
         self.count = 0
-        # check the options before the first step, on an empty array
-        empty = np.empty(0, dtype)
-        self.update(empty, empty, {}, [b[:0] for b in self.scratch], 1, self.options)
+        # check the options before the first step, on an empty array of a shape it takes
+        empty = np.empty(conforming_shape((0,), spec.ndims), dtype)
+        scratch = [b[:0].reshape(empty.shape) for b in self.scratch]
+        self.update(empty, empty, {}, scratch, 1, self.options)
 
     def step(self, grads):
         self.count += 1
         for param, grad, state in zip(self.params, grads, self.states, strict=True):
             scratch = [b[: param.size].reshape(param.shape) for b in self.scratch]
             self.update(param, grad, state, scratch, self.count, self.options)
+
+
+class NewtonSchulzProducts:
+    """The Newton-Schulz iterations of a Muon step alone, on each of ``grads`` (matrices), by
+    NumPy on buffers allocated once: the matrix products a Muon step cannot avoid, its floor
+    (``optbench throughput``'s ``numpy newton-schulz``)."""
+
+    def __init__(self, grads, options):
+        self.grads = list(grads)
+        self.coefficients, self.steps = options["ns_coefficients"], options["ns_steps"]
+        self.eps = options["eps"]
+        self.buffers = [(np.empty_like(g), np.empty_like(g), {}) for g in self.grads]
+
+    def step(self):
+        for grad, (x, scratch, workspace) in zip(self.grads, self.buffers, strict=True):
+            np.copyto(x, grad)
+            if grad.shape[0] > grad.shape[1]:
+                x, scratch = x.T, scratch.T
+            inplace.newton_schulz(x, scratch, self.coefficients, self.steps, self.eps, workspace)
 
 
 # --------------------------------------------------------------------------------------------

@@ -149,7 +149,45 @@ class Reals(Hyperparameter):
         kind = f"tuple of {len(self.default)} floats"
         if self.nullable:
             kind += f" (None allowed at {', '.join(map(str, self.nullable))})"
-        return f"{kind}, each {interval} (default {self.default!r})"
+        each = f", each {interval}" if interval else ""
+        return f"{kind}{each} (default {self.default!r})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Integer(Hyperparameter):
+    """An integer in ``[low, high]`` (Muon's ``ns_steps``); the kernel reads it as a float."""
+
+    low: int = 0
+    high: int | None = None
+
+    def kernel_values(self, value):
+        number = validation.integer(self.name, value, self.low)
+        if self.high is not None and number > self.high:
+            raise ValueError(
+                f"{self.name} must be an integer in [{self.low}, {self.high}], got {value!r}"
+            )
+        return (float(number),)
+
+    def describe(self):
+        upper = "" if self.high is None else f" and <= {self.high}"
+        return f"int >= {self.low}{upper} (default {self.default!r})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OneOf(Hyperparameter):
+    """One of ``choices`` (Muon's ``adjust_lr_fn``: None or a name); the kernel reads its
+    position in ``choices``."""
+
+    choices: tuple = ()
+
+    def kernel_values(self, value):
+        for position, choice in enumerate(self.choices):
+            if value is choice or (type(value) is type(choice) and value == choice):
+                return (float(position),)
+        raise ValueError(f"{self.name} must be one of {self.choices!r}, got {value!r}")
+
+    def describe(self):
+        return f"one of {', '.join(map(repr, self.choices))} (default {self.default!r})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,6 +336,9 @@ class OptimizerSpec:
     traffic : ``traffic(options) -> words``, the words per element a step reads and writes
         where the usual count (3, plus 2 per state buffer in use) is not right: a spec with a
         reduce pass (LAMB: 10). ``optbench throughput`` divides the bytes by the time.
+    ndims : the numbers of dimensions of the arrays the optimizer takes (Muon: ``(2,)``), or
+        None for any; the constructor refuses other arrays, naming them, and the conformance
+        checks reshape their arrays to fit (:func:`conforming_shape`).
     to_eval, to_train : for an optimizer whose parameters hold a training point other than
         the weights to evaluate (Schedule-Free's y and x), ``f(param, state, options)`` moves
         one array from one to the other in place, ``state`` its buffers by name (views);
@@ -328,6 +369,7 @@ class OptimizerSpec:
     reduce: Callable | None = None
     reductions: tuple[str, ...] = ()
     traffic: Callable | None = None
+    ndims: tuple[int, ...] | None = None
     to_eval: Callable | None = None
     to_train: Callable | None = None
 
@@ -342,6 +384,8 @@ class OptimizerSpec:
         ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "group_scalars", tuple(self.group_scalars))
+        if self.ndims is not None:
+            object.__setattr__(self, "ndims", tuple(self.ndims))
         for name in ("converges", "search_space"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         _check_spec(self)
@@ -383,6 +427,10 @@ class OptimizerSpec:
         """The name as reports show it: ``"adam"``, or ``"name (unfused)"``."""
         return self.name if self.fused else f"{self.name} (unfused)"
 
+    def takes(self, shape):
+        """Whether the optimizer takes an array of ``shape`` (see ``ndims``)."""
+        return self.ndims is None or len(shape) in self.ndims
+
     def hyperparameter(self, name):
         for h in self.hyperparameters:
             if h.name == name:
@@ -422,7 +470,7 @@ def _check_spec(spec):
     if not isinstance(spec.class_name, str) or not CLASS_NAME_PATTERN.match(spec.class_name):
         fail("class_name must be a capitalized Python identifier")
     if not all(isinstance(h, Hyperparameter) for h in spec.hyperparameters):
-        fail("hyperparameters must be Real, Flag, Reals or Constant declarations")
+        fail("hyperparameters must be Real, Flag, Reals, Integer, OneOf or Constant declarations")
     names = [h.name for h in spec.hyperparameters]
     if len(set(names)) != len(names):
         fail(f"hyperparameter names repeat: {names}")
@@ -468,6 +516,10 @@ def _check_spec(spec):
         fail("reduce and reductions come together: the sums and the names of the sums")
     if spec.reduce is not None and spec.chunk is None:
         fail("reduce needs a chunk kernel that reads its sums")
+    if spec.ndims is not None and (
+        not spec.ndims or not all(isinstance(n, int) and n >= 0 for n in spec.ndims)
+    ):
+        fail("ndims must be None or a non-empty tuple of integers >= 0")
     if (spec.to_eval is None) != (spec.to_train is None):
         fail("to_eval and to_train come together: one moves the parameters, one moves back")
     for name in ("to_eval", "to_train", "traffic"):
@@ -503,3 +555,22 @@ def _check_examples(spec, names, fail):
     for error_input in spec.error_inputs:
         if not (isinstance(error_input.error, type) and issubclass(error_input.error, Exception)):
             fail("every error input's error must be an exception class")
+
+
+def conforming_shape(shape, ndims):
+    """``shape`` with its number of dimensions brought into ``ndims`` (None: any) and its size
+    kept where it can be: leading dimensions merged, or dimensions of 1 put in front (an
+    empty shape stays empty). The conformance checks make their arrays so for a spec that
+    takes some numbers of dimensions only."""
+    shape = tuple(shape)
+    if ndims is None or len(shape) in ndims:
+        return shape
+    target = min(ndims, key=lambda n: (abs(n - len(shape)), n))
+    if target == 0:
+        return ()
+    if len(shape) > target:
+        merged = 1
+        for size in shape[: len(shape) - target + 1]:
+            merged *= size
+        return (merged, *shape[len(shape) - target + 1 :])
+    return (1,) * (target - len(shape)) + shape

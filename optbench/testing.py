@@ -39,6 +39,7 @@ import numpy as np
 from . import optim, registry
 from .kernels import chunks
 from .reference.optimizers import global_grad_scale, step_with_extras
+from .spec import conforming_shape
 
 STEPS = 50
 DTYPES = (np.float32, np.float64)
@@ -89,7 +90,11 @@ class ConformanceError(AssertionError):
 # --------------------------------------------------------------------------------------------
 # comparison with the reference
 # --------------------------------------------------------------------------------------------
-def make_params(rng, dtype, shapes=SHAPES, scale=1.0):
+def make_params(rng, dtype, shapes=SHAPES, scale=1.0, *, spec=None):
+    """Arrays of ``shapes`` drawn from N(0, scale^2); with ``spec``, each shape brought to the
+    numbers of dimensions the spec takes (``conforming_shape``)."""
+    ndims = None if spec is None else spec.ndims
+    shapes = [conforming_shape(shape, ndims) for shape in shapes]
     return [np.asarray(scale * rng.standard_normal(shape), dtype) for shape in shapes]
 
 
@@ -185,7 +190,7 @@ def check_reference(spec, rng, steps=STEPS):
     for variant in spec.variants:
         for dtype in DTYPES:
             for shapes in (ONE_ARRAY, SHAPES):
-                params = make_params(rng, dtype, shapes)
+                params = make_params(rng, dtype, shapes, spec=spec)
                 opt = optim.make(spec, params, **variant.options)
                 found = compare_with_reference(spec, opt, params, rng, steps)
                 if found is not None:
@@ -197,7 +202,7 @@ def check_reference(spec, rng, steps=STEPS):
 def check_param_groups(spec, rng):
     failures = []
     for dtype in DTYPES:
-        params = make_params(rng, dtype)
+        params = make_params(rng, dtype, spec=spec)
         groups = [
             {"params": params[:2], **spec.variants[-1].options},
             {"params": params[2:], "lr": 10 * spec.lr},
@@ -211,14 +216,14 @@ def check_param_groups(spec, rng):
 def check_nonfinite(spec, rng):
     failures = []
     for dtype in DTYPES:
-        params = make_params(rng, dtype)
+        params = make_params(rng, dtype, spec=spec)
         opt = optim.make(spec, params, **spec.variants[-1].options)
         with np.errstate(all="ignore"):
             found = compare_with_reference(spec, opt, params, rng, 3, nonfinite_grads)
         if found is not None:
             failures.append(_divergence(spec, "nonfinite", "propagate", dtype, found))
         for policy in ("raise", "skip"):
-            params = make_params(rng, dtype)
+            params = make_params(rng, dtype, spec=spec)
             opt = optim.make(spec, params, nonfinite=policy)
             opt.step(make_grads(rng, params))
             before = _snapshot(opt, params)
@@ -246,7 +251,7 @@ def check_serial_parallel(spec, rng):
     chunks.CHUNK_ELEMENTS = 64
     try:
         for variant in spec.variants:
-            params = make_params(rng, np.float32, ((300, 7), (1000,), (5,)))
+            params = make_params(rng, np.float32, ((300, 7), (1000,), (5,)), spec=spec)
             twins = [p.copy() for p in params]
             serial = optim.make(spec, params, dispatch="serial", **variant.options)
             parallel = optim.make(spec, twins, dispatch="parallel", **variant.options)
@@ -281,7 +286,7 @@ def check_state_dict(spec, rng):
     failures = []
     for variant in spec.variants:
         for dtype in DTYPES:
-            params = make_params(rng, dtype)
+            params = make_params(rng, dtype, spec=spec)
             opt = optim.make(spec, params, **variant.options)
             for _ in range(7):
                 opt.step(make_grads(rng, params))
@@ -347,7 +352,7 @@ def check_bad_input(spec, rng):
                     message=f"accepted; {error_input.error.__name__} expected",
                 )
             )
-    params = make_params(rng, np.float32)
+    params = make_params(rng, np.float32, spec=spec)
     opt = optim.make(spec, params, **spec.variants[-1].options)
     opt.step(make_grads(rng, params))
     before = _snapshot(opt, params)
@@ -404,7 +409,23 @@ def check_codegen(spec, rng):
     return failures
 
 
+@contextlib.contextmanager
+def working_precision(torch):
+    """Inside the block, ``Tensor.bfloat16()`` returns a copy in the tensor's own dtype: a
+    torch optimizer that computes in bfloat16 (Muon's Newton-Schulz iterations) then runs its
+    algorithm in the working precision, as optbench does, and the two can be compared to the
+    last bits."""
+    original = torch.Tensor.bfloat16
+    torch.Tensor.bfloat16 = lambda tensor, *args, **kwargs: tensor.clone()
+    try:
+        yield
+    finally:
+        torch.Tensor.bfloat16 = original
+
+
 def check_torch(spec, rng):
+    """Every variant against the ``torch.optim`` peer for 20 steps, in float64 (a peer without
+    ``maximize`` takes the negated gradients where the variant maximizes)."""
     if spec.torch_peer is None:
         return []
     try:
@@ -425,7 +446,7 @@ def _torch_parity(spec, torch, rng):
     failures = []
     torch_class = getattr(torch.optim, spec.torch_peer)
     for variant in spec.variants:
-        params = make_params(rng, np.float64)
+        params = make_params(rng, np.float64, spec=spec)
         twins = [p.copy() for p in params]
         opt = optim.make(spec, params, **variant.options)
         options = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
@@ -434,12 +455,14 @@ def _torch_parity(spec, torch, rng):
         # empty arrays stay out: torch's Adafactor divides by their size
         stepped = [tensor for tensor in tensors if tensor.numel()]
         peer = torch_class(stepped, **{k: v for k, v in options.items() if k in accepted})
+        sign = -1.0 if options["maximize"] and "maximize" not in accepted else 1.0
         for step in range(1, 21):
             grads = make_grads(rng, params)
             opt.step(grads)
             for tensor, grad in zip(tensors, grads, strict=True):
-                tensor.grad = torch.from_numpy(grad.copy())
-            peer.step()
+                tensor.grad = torch.from_numpy(grad.copy()).mul_(sign)
+            with working_precision(torch):
+                peer.step()
             for i, (a, b) in enumerate(zip(params, twins, strict=True)):
                 found = first_difference(a, b, np.float64)
                 if found is not None:
@@ -469,7 +492,7 @@ def check_modes(spec, rng):
             def fail(message, variant=variant, name=name):
                 failures.append(Failure(spec.name, "modes", variant.id, name, message=message))
 
-            params = make_params(rng, dtype)
+            params = make_params(rng, dtype, spec=spec)
             opt = optim.make(spec, params, **variant.options)
             for _ in range(7):
                 opt.step(make_grads(rng, params))

@@ -64,8 +64,9 @@ group
 case, kind
     "adam", "layer_norm", "stream update"...; "optimizer", "norm" or "stream".
 implementation
-    "optbench", a peer ("numpy reference", "numpy in-place", "torch for-loop",
-    "torch foreach", "torch fused", "torch"), or "numba serial" / "numba parallel" (STREAM).
+    "optbench", a peer ("numpy reference", "numpy in-place", "numpy newton-schulz" (Muon's
+    matrix products alone), "torch for-loop", "torch foreach", "torch fused", "torch"), or
+    "numba serial" / "numba parallel" (STREAM).
 dtype, n, layout, threads
     n counts elements (parameters in all, the input, or one STREAM array); layout is "flat",
     "100 arrays" or a shape such as "4096x1024".
@@ -110,6 +111,7 @@ QUICK_NORM_SHAPES = ((32, 1024), (512, 768))
 OPTIMIZER_PEERS = (
     "numpy reference",
     "numpy in-place",
+    "numpy newton-schulz",
     "torch for-loop",
     "torch foreach",
     "torch fused",
@@ -284,10 +286,19 @@ def split_sizes(total, n_arrays):
     return [base + (i < extra) for i in range(n_arrays)]
 
 
-def _model(total, layout, dtype, rng):
+def matrix_shape(size, max_rows=256):
+    """A matrix of ``size`` elements, ``(rows, size // rows)`` with ``rows`` the largest divisor
+    of ``size`` up to ``min(max_rows, sqrt(size))``: the shape of a layer for an optimizer of
+    matrices (Muon), whose Newton-Schulz cost grows with the rows squared."""
+    rows = max(d for d in range(1, min(max_rows, math.isqrt(size)) + 1) if size % d == 0)
+    return rows, size // rows
+
+
+def _model(total, layout, dtype, rng, matrices=False):
     sizes = [total] if layout == "flat" else split_sizes(total, N_ARRAYS)
-    params = [rng.standard_normal(size, dtype=dtype) for size in sizes]
-    grads = [rng.standard_normal(size, dtype=dtype) for size in sizes]
+    shapes = [matrix_shape(size) if matrices else (size,) for size in sizes]
+    params = [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
+    grads = [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
     return params, grads
 
 
@@ -298,13 +309,13 @@ def optimizer_words(optimizer):
     group = optimizer.param_groups[0]
     if optimizer.spec.traffic is not None:
         return int(optimizer.spec.traffic(group))
-    return 3 + 2 * len(optimizer.spec.state_in_use(group))
+    return 3 + 2 * len(optimizer.spec.state_in_use(group, optimizer.params[0].shape))
 
 
 def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
     cases, itemsize = [], np.dtype(dtype).itemsize
     for layout in layouts:
-        params, grads = _model(n, layout, dtype, rng)
+        params, grads = _model(n, layout, dtype, rng, matrices=not info.takes((n,)))
         optimizer = optim.make(info, params)
         optimizer.step(grads)  # compiles, or loads from Numba's cache
         words = optimizer_words(optimizer)
@@ -342,6 +353,11 @@ def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
                     **common,
                 )
             )
+        matrices = all(g.ndim == 2 for g in grads)
+        if "numpy newton-schulz" in wanted and "ns_steps" in options and matrices:
+            products = peers.NewtonSchulzProducts(grads, options)
+            products.step()
+            cases.append(Case(implementation="numpy newton-schulz", call=products.step, **common))
         for implementation in peers.TORCH_IMPLEMENTATIONS:
             name = f"torch {implementation}"
             if torch is None or name not in wanted:
@@ -851,7 +867,7 @@ TARGETS = (
         "every element-wise optimizer, flat, N = 3e7: roofline",
         "optimizer",
         "flat",
-        "n == 30_000_000 and case not in @two_pass",
+        "n == 30_000_000 and case not in @two_pass and case not in @matrices",
         "roofline_fraction",
         0.90,
     ),
@@ -862,6 +878,14 @@ TARGETS = (
         "n == 30_000_000 and case in @two_pass",
         "roofline_fraction",
         0.75,
+    ),
+    (
+        "every optimizer of matrices, N >= 1e6: vs NumPy's Newton-Schulz products alone",
+        "optimizer",
+        None,
+        "n >= 1_000_000 and case in @matrices",
+        "vs_numpy_newton_schulz",
+        1 / 1.2,
     ),
     (
         "every optimizer, flat, N = 3e7: vs torch fused",
@@ -934,7 +958,12 @@ def targets(frame, startup=None):
         & ~frame["group"].str.startswith("latency ")
     ]
     out = []
-    names = {"two_pass": [spec.name for spec in registry.specs() if spec.reduce is not None]}
+    specs = registry.specs()
+    names = {
+        # several passes over the arrays: their traffic counts every pass
+        "two_pass": [spec.name for spec in specs if spec.traffic is not None],
+        "matrices": [spec.name for spec in specs if not spec.takes((1,))],
+    }
     for label, kind, layout, query, column, least in TARGETS:
         if column not in rows:
             continue

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from optbench import testing
 from optbench.testing import compare_with_reference
 
 DTYPES = (np.float32, np.float64)
@@ -10,8 +11,9 @@ DTYPES = (np.float32, np.float64)
 SHAPES = ((7, 5), (33,), (2, 3, 4), (), (0, 3))
 
 
-def make_params(rng, dtype, shapes=SHAPES, scale=1.0):
-    return [np.asarray(scale * rng.standard_normal(shape), dtype) for shape in shapes]
+def make_params(rng, dtype, shapes=SHAPES, scale=1.0, *, spec=None):
+    """Arrays of ``shapes``; with ``spec``, brought to the numbers of dimensions it takes."""
+    return testing.make_params(rng, dtype, shapes, scale, spec=spec)
 
 
 def make_grads(rng, params):

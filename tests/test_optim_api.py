@@ -31,7 +31,7 @@ def test_readme_example_runs():
 @INFOS
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_state_dict_round_trip_is_bit_identical(info, dtype, rng):
-    params = make_params(rng, dtype)
+    params = make_params(rng, dtype, spec=info)
     opt = optim.make(info, params, **info.variants[-1].options)
     for _ in range(7):
         opt.step(make_grads(rng, params))
@@ -152,7 +152,7 @@ def test_grad_buffers_reused_in_place_are_followed(rng):
 )
 def test_float32_kernels_never_widen_elements_to_float64(info, rng):
     """Scalars are cast to float32 in the kernel: no ``fpext float -> double`` in the machine IR."""
-    params = make_params(rng, np.float32)
+    params = make_params(rng, np.float32, spec=info)
     opt = optim.make(info, params, **info.variants[-1].options)
     opt.step(make_grads(rng, params))
     if info.reduce is None:

@@ -20,7 +20,7 @@ F32_TINY = np.finfo(np.float32).tiny  # smallest normal float32, 1.18e-38
 def test_every_dispatch_mode_gives_the_same_bits(info, rng, monkeypatch):
     monkeypatch.setattr(optim.base, "PARALLEL_MIN_ELEMENTS", 0)  # "auto" chooses at every size
     monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 50)
-    params = make_params(rng, np.float32, ((40, 7), (301,), (3,)))
+    params = make_params(rng, np.float32, ((40, 7), (301,), (3,)), spec=info)
     copies = {mode: [p.copy() for p in params] for mode in optim.DISPATCH_MODES}
     optimizers = {
         mode: optim.make(info, copies[mode], dispatch=mode, **info.variants[-1].options)

@@ -28,7 +28,7 @@ CASES = [
 def test_extras_match_reference(info, extras, dtype, rng):
     if "weight_decay" not in info.defaults:  # Rprop has none
         extras = {k: v for k, v in extras.items() if k != "weight_decay"}
-    params = make_params(rng, dtype, scale=0.5)
+    params = make_params(rng, dtype, scale=0.5, spec=info)
     run_side_by_side(info, optim.make(info, params, **extras), params, rng, 50)
 
 
@@ -123,7 +123,7 @@ def snapshot(opt, params):
 @pytest.mark.parametrize(("array", "element"), POSITIONS)
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_nonfinite_raise_names_the_array_and_touches_nothing(info, array, element, value, rng):
-    params = make_params(rng, np.float32, SHAPES)
+    params = make_params(rng, np.float32, SHAPES, spec=info)
     opt = optim.make(info, params, nonfinite="raise")
     opt.step(make_grads(rng, params))
     before = snapshot(opt, params)

@@ -25,6 +25,7 @@ from optim_helpers import assert_close
 
 from optbench import optim, registry
 from optbench.reference.optimizers import step_with_extras
+from optbench.spec import conforming_shape
 
 # optimizers whose state is per array: a group scalar (NAdam's mu_product) has no per-array
 # reference once arrays move between groups, so NAdam is exercised without group edits below
@@ -66,6 +67,7 @@ class OptimizerMachine(RuleBasedStateMachine):
         self.models = {id(p): ArrayModel(p) for p in params}
 
     def fresh(self, shape):
+        shape = conforming_shape(shape, self.spec.ndims)  # Muon takes matrices only
         return np.asarray(self.rng.standard_normal(shape), np.float64)
 
     def default_lr(self):

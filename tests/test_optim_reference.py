@@ -27,14 +27,14 @@ CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("info", "variant"), CASES)
 def test_matches_reference(info, variant, dtype, rng):
-    params = make_params(rng, dtype)
+    params = make_params(rng, dtype, spec=info)
     run_side_by_side(info, optim.make(info, params, **variant), params, rng, STEPS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_param_groups_with_different_options(info, dtype, rng):
-    params = make_params(rng, dtype)
+    params = make_params(rng, dtype, spec=info)
     groups = [
         {"params": params[:2], **info.variants[-1].options},
         {"params": params[2:], "lr": 10 * info.lr},
@@ -44,7 +44,7 @@ def test_param_groups_with_different_options(info, dtype, rng):
 
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_lr_changed_between_steps(info, rng):
-    params = make_params(rng, np.float64)
+    params = make_params(rng, np.float64, spec=info)
     opt = optim.make(info, params)
     reference_params = [p.copy() for p in params]
     states = [{} for _ in params]
@@ -68,7 +68,7 @@ def nonfinite_grads(rng, params):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_nan_and_inf_propagate_like_the_reference(info, dtype, rng):
-    params = make_params(rng, dtype)
+    params = make_params(rng, dtype, spec=info)
     opt = optim.make(info, params, **info.variants[-1].options)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         run_side_by_side(info, opt, params, rng, 3, grad_source=nonfinite_grads)
@@ -78,7 +78,7 @@ def test_nan_and_inf_propagate_like_the_reference(info, dtype, rng):
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_edge_hyperparameters(info, rng):
     """lr set to 0 (as a schedule may) leaves params unchanged: decoupled decay is lr-scaled."""
-    params = make_params(rng, np.float64)
+    params = make_params(rng, np.float64, spec=info)
     before = [p.copy() for p in params]
     # Rprop's lr is only its first step size, floored at step_size_min
     floor = {"step_sizes": (0.0, 50.0)} if "step_sizes" in info.defaults else {}
@@ -93,7 +93,7 @@ def test_edge_hyperparameters(info, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_maximize_equals_minimizing_the_negated_gradient(info, dtype, rng):
-    params = make_params(rng, dtype)
+    params = make_params(rng, dtype, spec=info)
     twins = [p.copy() for p in params]
     up, down = optim.make(info, params, maximize=True), optim.make(info, twins)
     for _ in range(5):
@@ -107,7 +107,7 @@ def test_maximize_equals_minimizing_the_negated_gradient(info, dtype, rng):
 @pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.name)
 def test_parallel_kernel_is_bitwise_equal_to_serial(info, rng, monkeypatch):
     shapes = ((300, 7), (1000,), (5,))
-    params = make_params(rng, np.float32, shapes)
+    params = make_params(rng, np.float32, shapes, spec=info)
     twins = [p.copy() for p in params]
     serial = optim.make(info, params, **info.variants[-1].options)
     monkeypatch.setattr(optim.base, "PARALLEL_MIN_ELEMENTS", 0)

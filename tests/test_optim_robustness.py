@@ -32,7 +32,7 @@ def assert_unchanged(opt, params, before):
 
 
 def stepped(name, rng, steps=3, **options):
-    params = make_params(rng, np.float64, SHAPES)
+    params = make_params(rng, np.float64, SHAPES, spec=registry.get(name))
     opt = optim.make(name, params, **options)
     for _ in range(steps):
         opt.step(make_grads(rng, params))

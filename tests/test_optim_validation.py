@@ -14,7 +14,8 @@ INFOS = pytest.mark.parametrize("info", registry.specs(), ids=lambda info: info.
 
 
 def options_of_type(info, kind):
-    defaults = optim.make(info, [np.zeros(1)]).defaults
+    """Options whose default is of type ``kind``, those of every optimizer included."""
+    defaults = {**info.defaults, "clip_value": None, "l1": 0.0, "max_norm": None}
     return [name for name, value in defaults.items() if type(value) is kind]
 
 
@@ -169,7 +170,7 @@ SHAPES = ((7, 5), (3, 4), (6,))
 )
 def test_bad_grads_raise_and_touch_nothing(info, index, kind, dtype, seed):
     rng = np.random.default_rng(seed)
-    params = make_params(rng, dtype, SHAPES)
+    params = make_params(rng, dtype, SHAPES, spec=info)
     opt = optim.make(info, params, **info.variants[-1].options)
     opt.step(make_grads(rng, params))
     before = snapshot(opt, params)
@@ -210,7 +211,7 @@ def test_param_made_read_only_after_construction(rng):
 
 @INFOS
 def test_invalid_option_set_between_steps(info, rng):
-    params = make_params(rng, np.float64, SHAPES)
+    params = make_params(rng, np.float64, SHAPES, spec=info)
     opt = optim.make(info, [{"params": params[:1]}, {"params": params[1:]}])
     opt.step(make_grads(rng, params))
     before = snapshot(opt, params)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from optim_helpers import assert_close
+from optim_helpers import assert_close, make_params
 
 from optbench import nn, optim, peers, registry
 from optbench.reference import nn as reference_nn
@@ -10,10 +10,8 @@ from optbench.reference import nn as reference_nn
 NAMES = [info.name for info in registry.specs()]
 
 
-def _model(rng, dtype):
-    shapes = ((7, 5), (33,), (1,))
-    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    return params
+def _model(rng, dtype, info=None):
+    return make_params(rng, dtype, ((7, 5), (33,), (1,)), spec=info)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -22,7 +20,7 @@ def test_inplace_optimizer_matches_the_kernel(name, dtype, rng):
     """Ten steps at the registry defaults: the in-place NumPy version against the kernels
     (which match the reference, see test_optim_reference)."""
     info = registry.get(name)
-    params = _model(rng, dtype)
+    params = _model(rng, dtype, info)
     twins = [p.copy() for p in params]
     kernel = optim.make(info, params)
     inplace = peers.InplaceOptimizer(name, twins, peers.optimizer_options(kernel))
@@ -41,7 +39,7 @@ def test_inplace_optimizer_matches_the_kernel(name, dtype, rng):
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_optimizer_matches_the_kernel(name, rng):
     info = registry.get(name)
-    params = _model(rng, np.float64)
+    params = _model(rng, np.float64, info)
     twins = [p.copy() for p in params]
     kernel = optim.make(info, params)
     reference = peers.ReferenceOptimizer(info, twins, peers.optimizer_options(kernel))

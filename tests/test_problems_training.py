@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from optbench import optim, problems, registry
+from optbench.spec import conforming_shape
 
 # Each spec declares one reasonable setting per problem it converges on (spec.converges).
 PROBLEMS = ("quadratic", "rosenbrock")
@@ -16,11 +17,14 @@ MAX_STEPS = 10_000
 TOLERANCE = 3e-2
 
 
-def descend(problem, optimizer, params, steps):
-    """``steps`` full-batch steps; returns the distances to ``x_star`` after each step."""
+def descend(problem, optimizer, params, steps, shapes=None):
+    """``steps`` full-batch steps; returns the distances to ``x_star`` after each step.
+    ``shapes``: those of the arrays the optimizer steps, views of ``params``."""
     distances = np.empty(steps)
     for step in range(steps):
         _, grads = problem.loss_and_grad(params, None)
+        if shapes is not None:
+            grads = [g.reshape(shape) for g, shape in zip(grads, shapes, strict=True)]
         optimizer.step(grads)
         distances[step] = problem.distance_to_optimum(params)
     return distances
@@ -57,8 +61,11 @@ def _setting(problem_name, info):
 def test_every_optimizer_reaches_the_optimum(problem_name, info):
     problem = problems.make(problem_name)
     params = problem.initial_params()
-    optimizer = optim.make(info, params, **_setting(problem_name, info))
-    distances = descend(problem, optimizer, params, MAX_STEPS)
+    # an optimizer of matrices only (Muon) steps the problem's vectors as 1-row matrices
+    shapes = [conforming_shape(p.shape, info.ndims) for p in params]
+    views = [p.reshape(shape) for p, shape in zip(params, shapes, strict=True)]
+    optimizer = optim.make(info, views, **_setting(problem_name, info))
+    distances = descend(problem, optimizer, params, MAX_STEPS, shapes)
     assert distances[-1] < TOLERANCE, (
         f"{info.name} ends {distances[-1]:.3g} from the optimum of {problem_name}"
     )

@@ -346,6 +346,13 @@ class Optimizer:
         self._hyper_rows(groups)
         params = tuple(p for group in groups for p in group["params"])
         _check_params(params)
+        for i, param in enumerate(params):
+            if isinstance(param, np.ndarray) and not self.spec.takes(param.shape):
+                dims = " or ".join(f"{n}-D" for n in self.spec.ndims)
+                raise ValueError(
+                    f"params[{i}] has shape {param.shape}: {type(self).__name__} takes {dims} "
+                    "arrays only"
+                )
         group_of = [i for i, group in enumerate(groups) for _ in group["params"]]
         return params, group_of
 

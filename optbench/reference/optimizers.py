@@ -474,6 +474,115 @@ def adafactor(param, grad, state, step, *, lr, beta2_decay, eps, d, weight_decay
     param -= (alpha / denom) * update
 
 
+def newton_schulz(matrix, coefficients, steps, eps):
+    """``steps`` quintic Newton-Schulz iterations towards the orthogonal factor of ``matrix``
+    (2-D), in its dtype: ``X = M / max(||M||_F, eps)``, then ``A = X X^T``,
+    ``X = a X + (b A + c A A) X``, on the wide orientation (``M^T`` for a tall matrix, the
+    result transposed back). With Muon's coefficients the singular values end near 1 (within
+    about 0.7 to 1.2), not at 1."""
+    a, b, c = coefficients
+    tall = matrix.shape[0] > matrix.shape[1]
+    x = matrix.T if tall else matrix
+    x = x / np.maximum(np.linalg.norm(x), x.dtype.type(eps))
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return x.T if tall else x
+
+
+def muon_lr(lr, adjust_lr_fn, shape):
+    """Muon's learning rate for a matrix of ``shape`` (A, B): ``lr sqrt(max(1, A / B))`` for
+    ``"original"`` (and None), ``0.2 lr sqrt(max(A, B))`` for ``"match_rms_adamw"`` (the
+    update's rms then near AdamW's)."""
+    rows, columns = shape[:2]
+    if adjust_lr_fn == "match_rms_adamw":
+        return lr * 0.2 * math.sqrt(max(rows, columns))
+    return lr * math.sqrt(max(1.0, rows / columns)) if columns else lr
+
+
+def muon(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    weight_decay,
+    momentum,
+    nesterov,
+    ns_coefficients,
+    eps,
+    ns_steps,
+    adjust_lr_fn,
+    maximize,
+):
+    """Muon, as ``torch.optim.Muon`` in the parameter's dtype (torch orthogonalizes in
+    bfloat16): ``b_t = lerp(b_{t-1}, g_t, 1 - mu)``, ``u_t = lerp(g_t, b_t, mu)`` with
+    ``nesterov`` (else ``b_t``), ``O_t`` = :func:`newton_schulz` of ``u_t``,
+    ``p = p (1 - lr lambda) - muon_lr(lr) O_t``."""
+    g = _signed(grad, maximize)
+    if step == 1:
+        state["momentum_buffer"] = np.zeros_like(param)
+    state["momentum_buffer"] = lerp(state["momentum_buffer"], g, 1.0 - momentum)
+    update = lerp(g, state["momentum_buffer"], momentum) if nesterov else state["momentum_buffer"]
+    if update.size:
+        update = newton_schulz(update, ns_coefficients, ns_steps, eps)
+    param *= 1.0 - lr * weight_decay
+    param -= muon_lr(lr, adjust_lr_fn, param.shape) * update
+
+
+def muon_adamw(
+    param,
+    grad,
+    state,
+    step,
+    *,
+    lr,
+    weight_decay,
+    momentum,
+    nesterov,
+    ns_coefficients,
+    eps,
+    ns_steps,
+    adjust_lr_fn,
+    adamw_betas,
+    adamw_eps,
+    maximize,
+):
+    """:func:`muon` on a matrix, AdamW (decoupled decay) with ``adamw_betas`` and
+    ``adamw_eps`` on any other array; both with the same ``lr`` and ``weight_decay``."""
+    if param.ndim == 2:
+        muon(
+            param,
+            grad,
+            state,
+            step,
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=nesterov,
+            ns_coefficients=ns_coefficients,
+            eps=eps,
+            ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn,
+            maximize=maximize,
+        )
+        return
+    adam(
+        param,
+        grad,
+        state,
+        step,
+        lr=lr,
+        betas=adamw_betas,
+        eps=adamw_eps,
+        weight_decay=weight_decay,
+        amsgrad=False,
+        maximize=maximize,
+        decoupled_weight_decay=True,
+    )
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):

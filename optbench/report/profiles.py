@@ -15,7 +15,9 @@ from types import MappingProxyType
 
 from .. import registry
 
-ALL_OPTIMIZERS = tuple(spec.name for spec in registry.OPTIMIZERS)
+# the optimizers that take every array of the problems: Muon, for matrices only, is there as
+# Muon with AdamW on the other arrays (muon_adamw)
+ALL_OPTIMIZERS = tuple(spec.name for spec in registry.OPTIMIZERS if spec.ndims is None)
 # One grid for every optimizer, half-decades from 1e-5 to 1: wide enough for sign-based Lion
 # (registry lr 1e-4, yet 1e-2 on the 2-D problems) and for SGD, which the sweep's default grid
 # (each registry lr times 10**-2 .. 10) leaves at the edge.
@@ -165,7 +167,16 @@ QUICK = Profile(
     name="quick",
     description="the default suite cut to run in under 5 minutes on 2 cores",
     # today's optimizers against Adam, AdamW and SGD
-    optimizers=("sgd", "adam", "adamw", "schedule_free_adamw", "adopt", "lamb", "adafactor"),
+    optimizers=(
+        "sgd",
+        "adam",
+        "adamw",
+        "schedule_free_adamw",
+        "adopt",
+        "lamb",
+        "adafactor",
+        "muon_adamw",
+    ),
     studies=(
         Study("quadratic", steps=300),
         Study("rosenbrock", steps=1000),
