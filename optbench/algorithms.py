@@ -21,6 +21,7 @@ min(lr, t^-1/2) rms(p) long: within the tolerance for lr in 4e-3 ... 8e-3.
 import dataclasses
 import math
 
+from .kernels import matrices
 from .kernels import optimizers as kernels
 from .reference import inplace
 from .reference import optimizers as reference
@@ -1100,6 +1101,7 @@ MUON = OptimizerSpec(
     state=(State("momentum_buffer"),),
     chunk=None,
     reference=reference.muon,
+    update=matrices.muon_update,
     lr=2e-2,
     variants=(*MUON_VARIANTS[:-1], Variant("maximize", {"maximize": True}), MUON_VARIANTS[-1]),
     error_inputs=MUON_ERRORS,
@@ -1113,8 +1115,6 @@ MUON = OptimizerSpec(
         "weight_decay": LogUniform(1e-4, 0.3),
     },
     torch_peer="Muon",
-    inplace_peer=inplace.muon,
-    inplace_scratch=2,
     ndims=(2,),
 )
 
@@ -1144,8 +1144,7 @@ MUON_ADAMW = OptimizerSpec(
     ),
     chunk=None,
     reference=reference.muon_adamw,
-    inplace_peer=inplace.muon_adamw,
-    inplace_scratch=2,
+    update=matrices.muon_adamw_update,
     lr=1e-3,
     variants=(
         *MUON_VARIANTS,

@@ -23,6 +23,7 @@ time); other option values raise ``ValueError`` naming the option.
 import numpy as np
 
 from . import nn, registry
+from .kernels.matrices import newton_schulz_into
 from .reference import inplace
 from .reference import nn as reference_nn
 from .reference.optimizers import step_with_extras
@@ -117,7 +118,7 @@ class NewtonSchulzProducts:
             np.copyto(x, grad)
             if grad.shape[0] > grad.shape[1]:
                 x, scratch = x.T, scratch.T
-            inplace.newton_schulz(x, scratch, self.coefficients, self.steps, self.eps, workspace)
+            newton_schulz_into(x, scratch, self.coefficients, self.steps, self.eps, workspace)
 
 
 # --------------------------------------------------------------------------------------------

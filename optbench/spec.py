@@ -309,6 +309,11 @@ class OptimizerSpec:
         (see ``optbench.kernels.drivers``), or None for an unfused optimizer: ``reference`` is
         then its update, called array by array on the state (slower; reports mark it).
     reference : the NumPy oracle ``reference(param, grad, state, step, **options)``.
+    update : for an unfused spec, a faster version of ``reference`` that the optimizer steps
+        with: ``update(param, grad, state, step, workspace, **options)`` writes the parameter
+        and the buffers of ``state`` (views into the optimizer's state) in place, and may keep
+        scratch buffers in ``workspace``, a dict the optimizer holds between steps and never
+        saves; ``grad`` is read only. The conformance checks compare it with ``reference``.
     lr : a learning rate at which the optimizer makes steady progress on a unit-scale problem
         (benchmarks and the quick report use it).
     variants : option sets that together exercise every option that changes the math; the
@@ -355,6 +360,7 @@ class OptimizerSpec:
     chunk: Callable | None
     reference: Callable
     lr: float
+    update: Callable | None = None
     variants: tuple[Variant, ...] = (Variant("default", {}, "the defaults"),)
     error_inputs: tuple[ErrorInput, ...] = ()
     converges: Mapping = field(default_factory=dict)
@@ -506,6 +512,8 @@ def _check_spec(spec):
         fail("reference must be a function")
     if spec.chunk is not None and not callable(spec.chunk):
         fail("chunk must be a Numba function")
+    if spec.update is not None and (spec.chunk is not None or not callable(spec.update)):
+        fail("update must be a function, and only an unfused spec (chunk=None) has one")
     if not (validation.is_real(spec.lr) and spec.lr > 0 and math.isfinite(spec.lr)):
         fail(f"lr must be a finite number > 0, got {spec.lr!r}")
     if bool(spec.derived) != (spec.prepare_step is not None):

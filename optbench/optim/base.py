@@ -21,7 +21,7 @@ from ..kernels import optimizers as kernels
 from ..kernels._fpenv import SUPPORTED as FLUSH_SUPPORTED
 from ..kernels.chunks import chunk_bounds
 from ..kernels.drivers import COMMON, drivers
-from ..reference.optimizers import step_with_extras
+from ..reference.optimizers import gradient_with_extras, step_with_extras
 from .dispatch import (
     ALWAYS_PARALLEL_ELEMENTS,
     DISPATCH_MODES,
@@ -151,6 +151,7 @@ class Optimizer:
         self._groups = GroupList()
         self._params, self._buckets, self._scalars, self._laid_out = (), [], [], ()
         self._own_buffers = []
+        self._workspace = {}  # the scratch buffers of a spec's update, never saved
         self._rebuild(groups, self._validated_layout(groups))
 
     def __repr__(self):
@@ -556,31 +557,45 @@ class Optimizer:
             self._apply_max_norm()
 
     def _unfused_step(self, grads, hyper):
-        """The step of a spec without a chunk kernel: its NumPy update, array by array, on
-        views of the state table (the same state, groups and state dict as a fused step)."""
+        """The step of a spec without a chunk kernel, array by array: its ``update`` on views
+        of the state, or its NumPy reference on copies written back (the same state, groups
+        and state dict as a fused step)."""
         scalar_names = [s.name for s in self.spec.group_scalars]
         updated = {}
         for index, param, group_index, bucket, local in self._locate():
             group = self._groups[group_index]
             views = self._buffers(index, group, bucket, local)
-            state = {name: view.copy() for name, view in views.items()}
-            state.update(self._scalars[group_index])
-            options = {k: v for k, v in group.items() if k not in ("params", "max_norm")}
-            step_with_extras(
-                self.spec.reference,
-                param,
-                grads[index],
-                state,
-                int(bucket.steps[local]) + 1,
-                grad_scale=float(hyper[group_index, 0]),
-                **options,
-            )
-            for name, view in views.items():
-                view[...] = np.reshape(state[name], view.shape)
+            step = int(bucket.steps[local]) + 1
+            scale = float(hyper[group_index, 0])
+            if self.spec.update is not None:
+                state = {**views, **self._scalars[group_index]}
+                self._update_array(param, grads[index], state, step, scale, group)
+            else:
+                state = {name: view.copy() for name, view in views.items()}
+                state.update(self._scalars[group_index])
+                options = {k: v for k, v in group.items() if k not in ("params", "max_norm")}
+                step_with_extras(
+                    self.spec.reference,
+                    param,
+                    grads[index],
+                    state,
+                    step,
+                    grad_scale=scale,
+                    **options,
+                )
+                for name, view in views.items():
+                    view[...] = np.reshape(state[name], view.shape)
             updated[group_index] = {name: float(state[name]) for name in scalar_names}
             bucket.steps[local] += 1
         for group_index, scalars in updated.items():
             self._scalars[group_index] = scalars
+
+    def _update_array(self, param, grad, state, step, scale, group):
+        """``spec.update`` on one array, after the gradient transform of every optimizer."""
+        extras = (group["clip_value"], group["l1"], group["maximize"])
+        grad = gradient_with_extras(param, grad, scale, *extras)
+        options = {k: v for k, v in group.items() if k not in ("params", *EXTRA_OPTIONS)}
+        self.spec.update(param, grad, state, step, self._workspace, **options)
 
     def _prepare_step(self, hyper):
         """The spec's per-step values of every group, written into the hyper table."""

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .optimizers import muon_lr, schedule_free_step
+from .optimizers import schedule_free_step
 
 # options of the gradient transform every optbench optimizer has, and their neutral values
 EXTRAS = {"clip_value": None, "l1": 0.0, "max_norm": None}
@@ -352,72 +352,6 @@ def adafactor(param, grad, state, scratch, step, o):
     denom = max(1.0, math.sqrt(float(np.dot(flat_u, flat_u)) / param.size) / o["d"])
     np.multiply(u, alpha / denom, out=u)
     np.subtract(param, u, out=param)
-
-
-def newton_schulz(x, scratch, coefficients, steps, eps, workspace):
-    """The Newton-Schulz iterations of ``reference.optimizers.newton_schulz`` on ``x`` (the
-    wide orientation, written in place), with ``scratch`` (x's shape) and the two square
-    products kept in ``workspace`` between calls."""
-    a, b, c = coefficients
-    rows = x.shape[0]
-    if workspace.get("gram") is None or workspace["gram"].shape[0] != rows:
-        workspace["gram"] = np.empty((rows, rows), x.dtype)
-        workspace["square"] = np.empty((rows, rows), x.dtype)
-    gram, square = workspace["gram"], workspace["square"]
-    norm = math.sqrt(float(np.vdot(x, x)))
-    np.divide(x, max(norm, eps), out=x)
-    for _ in range(steps):
-        np.matmul(x, x.T, out=gram)
-        np.matmul(gram, gram, out=square)
-        np.multiply(square, c, out=square)
-        np.multiply(gram, b, out=gram)
-        np.add(square, gram, out=square)
-        np.matmul(square, x, out=scratch)
-        np.multiply(x, a, out=x)
-        np.add(x, scratch, out=x)
-
-
-def muon(param, grad, state, scratch, step, o):
-    """b = lerp(b, g, 1 - mu);  u = lerp(g, b, mu) (nesterov);  O = NS(u);
-    p = p (1 - lr wd) - lr' O."""
-    require(o, maximize=False)
-    if "momentum_buffer" not in state:
-        state["momentum_buffer"] = np.zeros_like(param)
-    buffer, update, work = state["momentum_buffer"], scratch[0], scratch[1]
-    momentum = o["momentum"]
-    np.subtract(grad, buffer, out=update)
-    np.multiply(update, 1.0 - momentum, out=update)
-    np.add(buffer, update, out=buffer)
-    if o["nesterov"]:
-        np.subtract(buffer, grad, out=update)
-        np.multiply(update, momentum, out=update)
-        np.add(grad, update, out=update)
-    else:
-        np.copyto(update, buffer)
-    if param.size:
-        tall = param.shape[0] > param.shape[1]
-        wide, work = (update.T, work.T) if tall else (update, work)
-        coefficients, steps = o["ns_coefficients"], o["ns_steps"]
-        newton_schulz(wide, work, coefficients, steps, o["eps"], state)
-    if o["weight_decay"] != 0:
-        np.multiply(param, 1.0 - o["lr"] * o["weight_decay"], out=param)
-    np.multiply(update, muon_lr(o["lr"], o["adjust_lr_fn"], param.shape), out=update)
-    np.subtract(param, update, out=param)
-
-
-def muon_adamw(param, grad, state, scratch, step, o):
-    """:func:`muon` on a matrix, AdamW on any other array."""
-    if param.ndim == 2:
-        muon(param, grad, state, scratch, step, o)
-        return
-    adamw_options = {
-        **o,
-        "betas": o["adamw_betas"],
-        "eps": o["adamw_eps"],
-        "amsgrad": False,
-        "decoupled_weight_decay": True,
-    }
-    adam(param, grad, state, scratch, step, adamw_options)
 
 
 def rmsprop(param, grad, state, scratch, step, o):

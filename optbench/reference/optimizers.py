@@ -727,6 +727,18 @@ def global_grad_scale(grads, clip_norm):
     return scale if scale < 1.0 or np.isnan(scale) else 1.0
 
 
+def gradient_with_extras(param, grad, grad_scale=1.0, clip_value=None, l1=0.0, maximize=False):
+    """``clip(grad_scale * grad, -clip_value, clip_value)``, then ``+ l1 * sign(p)`` (``-``
+    when maximizing: the algorithm negates g, and the L1 term comes after that negation); a
+    new array, or ``grad`` itself where none of them applies."""
+    g = grad_scale * grad if grad_scale != 1.0 else grad
+    if clip_value is not None:
+        g = np.clip(g, -clip_value, clip_value)
+    if l1 != 0:
+        g = g - l1 * np.sign(param) if maximize else g + l1 * np.sign(param)
+    return g
+
+
 def step_with_extras(
     algorithm,
     param,
@@ -748,12 +760,8 @@ def step_with_extras(
     with ``max_norm = r``, every column ``w[:, c]`` of a 2-D parameter whose L2 norm exceeds
     ``r`` is rescaled to norm ``r``.
     """
-    g = grad_scale * grad if grad_scale != 1.0 else grad.copy()
-    if clip_value is not None:
-        g = np.clip(g, -clip_value, clip_value)
-    if l1 != 0:
-        # the algorithm negates g when maximizing; the L1 term is added after that negation
-        g = g - l1 * np.sign(param) if maximize else g + l1 * np.sign(param)
+    g = gradient_with_extras(param, grad, grad_scale, clip_value, l1, maximize)
+    g = grad.copy() if g is grad else g
     algorithm(param, g, state, step, maximize=maximize, **options)
     if max_norm is not None and param.ndim == 2:
         norms = np.sqrt(np.sum(np.square(param, dtype=np.float64), axis=0))
