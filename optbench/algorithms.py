@@ -21,7 +21,7 @@ min(lr, t^-1/2) rms(p) long: within the tolerance for lr in 4e-3 ... 8e-3.
 import dataclasses
 import math
 
-from .kernels import matrices
+from .kernels import adafactor, matrices
 from .kernels import optimizers as kernels
 from .reference import inplace
 from .reference import optimizers as reference
@@ -979,6 +979,7 @@ ADAFACTOR = OptimizerSpec(
     ),
     chunk=None,
     reference=reference.adafactor,
+    update=adafactor.adafactor_update,
     # minimal traffic of a 1-D array: read p, g, v and write v (the norms), then read p, g,
     # v and write p (the update needs rms(u) first)
     traffic=lambda options: 8,
