@@ -169,8 +169,11 @@ class Switch:
 
     Hand-over: steps ``1 .. at_step`` go to ``first``, later steps to ``second``. ``second``
     starts from its fresh state at step ``at_step + 1`` (for SGD, its momentum buffer starts as
-    that step's gradient); nothing of ``first``'s state carries over. ``param_groups`` is the
-    active optimizer's, so a schedule acts on whichever is stepping.
+    that step's gradient); nothing of ``first``'s state carries over. Where ``first`` keeps
+    other weights to evaluate (Schedule-Free's average x), ``second`` starts from those: the
+    weights ``first`` would deliver, not its training point. ``param_groups``, ``training``,
+    ``train()`` and ``eval()`` are the active optimizer's, so a schedule acts on whichever is
+    stepping and an evaluation sees its weights.
     """
 
     def __init__(self, first, second, at_step):
@@ -193,7 +196,27 @@ class Switch:
     def param_groups(self):
         return self.active.param_groups
 
+    @property
+    def training(self):
+        return self.active.training
+
+    def eval(self):
+        """The active optimizer's eval mode (see ``Optimizer.eval``); returns the wrapper."""
+        self.active.eval()
+        return self
+
+    def train(self):
+        """The active optimizer's train mode (see ``Optimizer.train``); returns the wrapper."""
+        self.active.train()
+        return self
+
+    evaluating = Optimizer.evaluating
+
     def step(self, grads):
+        """A step of the active optimizer. At the hand-over ``first`` goes to eval mode, so
+        that the parameters hold the weights it would deliver when ``second`` takes over."""
+        if self.steps == self.at_step > 0 and self.second.training:
+            self.first.eval()
         self.active.step(grads)
         self.steps += 1
 

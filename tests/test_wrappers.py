@@ -151,3 +151,36 @@ def test_lookahead_eval_with_a_read_only_parameter_moves_nothing(rng):
     assert opt.training
     for p, b in zip(params, before, strict=True):
         np.testing.assert_array_equal(p, b)
+
+
+def test_switch_hands_the_schedule_free_average_to_the_second(rng):
+    params = make_params(rng, np.float64)
+    twins = [p.copy() for p in params]
+    switch = Switch(optim.ScheduleFreeAdamW(params), optim.SGD(params, lr=1e-2), 3)
+    first, second = optim.ScheduleFreeAdamW(twins), optim.SGD(twins, lr=1e-2)
+    for step in range(1, 7):
+        grads = make_grads(rng, params)
+        if step == 4:
+            first.eval()  # the second starts from the average x, not from y
+        switch.step(grads)
+        (first if step <= 3 else second).step(grads)
+        for a, b in zip(params, twins, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not switch.first.training and switch.training
+
+
+def test_switch_forwards_train_and_eval_to_the_active_optimizer(rng):
+    params = make_params(rng, np.float64)
+    switch = Switch(optim.ScheduleFreeSGD(params), optim.Adam(params), 5)
+    for _ in range(3):
+        switch.step(make_grads(rng, params))
+    training_point = [p.copy() for p in params]
+    with switch.evaluating():
+        assert not switch.training and not switch.first.training
+        assert any(not np.array_equal(a, b) for a, b in zip(params, training_point, strict=True))
+        with pytest.raises(RuntimeError, match="eval mode"):
+            switch.step(make_grads(rng, params))
+    assert switch.training
+    for a, b in zip(params, training_point, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)  # y to x and back rounds
+    assert switch.eval() is switch and switch.train() is switch
