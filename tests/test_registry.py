@@ -282,4 +282,4 @@ def test_an_unfused_plugin_runs_lists_and_reports(clean_registry, tmp_path, caps
     argv += ["--no-progress", "--optimizers", "adam,adam_numpy", "--asv-results", str(tmp_path)]
     assert cli.main(argv) == 0
     assert "adam_numpy" in set(pd.read_csv(tmp_path / "u" / "data" / "ranking.csv")["optimizer"])
-    assert "Unfused (no Numba kernel" in (tmp_path / "u" / "report.md").read_text()
+    assert "Unfused (no fused kernel" in (tmp_path / "u" / "report.md").read_text()

@@ -35,7 +35,7 @@ def _problems():
 def _optimizers():
     lines = ["optimizers (--optimizer NAME --lr X --opt KEY=VALUE)"]
     for spec in registry.specs():
-        kind = "" if spec.fused else " (unfused: a NumPy update, no Numba kernel)"
+        kind = "" if spec.fused else " (unfused: stepped array by array)"
         lines.append(f"  {spec.name:20} {spec.class_name}, default lr {spec.lr:g}{kind}")
         for h in spec.hyperparameters:
             if h.in_signature and h.name != "lr":

@@ -284,7 +284,7 @@ def _ranking_section(report, profile, log, speeds):
     if unfused:
         report.text(
             section,
-            "Unfused (no Numba kernel: a NumPy or torch update, array by array): "
+            "Unfused (no fused kernel: an update called array by array from Python): "
             f"{', '.join(unfused)}. "
             "Their seconds are those of that update, not of a fused kernel.",
         )
