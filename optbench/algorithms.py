@@ -934,6 +934,150 @@ LARS = OptimizerSpec(
     check=_sgd_check,
 )
 
+
+def _prodigy_prepare(options, step, scalars):
+    """The reduce pass's row: betas, beta3, the weights of g in m, v and s, the coupled
+    decay, and whether the group is frozen (lr 0)."""
+    d, k = scalars["d"], scalars["k"]
+    _, s_coef = reference.prodigy_rates(options, d, k)
+    beta1, beta2 = options["betas"]
+    l2 = 0.0 if options["decouple"] else options["weight_decay"]
+    beta3 = reference.prodigy_beta3(options)
+    frozen = float(options["lr"] == 0)
+    return beta1, beta2, beta3, d * (1.0 - beta1), d * d * (1.0 - beta2), s_coef, l2, frozen
+
+
+def _prodigy_combine(sums, groups, scalars):
+    """Between the passes: the new d from the sums of every group (``sums[g]``: g . (p0 - p)
+    and |s|), as the authors' step; the update's row per group, or None where every |s| is
+    0 (no update, d unchanged)."""
+    first, shared = groups[0], scalars[0]
+    d, k = shared["d"], shared["k"]
+    rates = [reference.prodigy_rates(options, d, k)[0] for options in groups]
+    numerator = shared["d_numerator"] * reference.prodigy_beta3(first)
+    for options, dlr, (dot, _) in zip(groups, rates, sums.tolist(), strict=True):
+        if options["lr"] != 0:
+            numerator += (d / options["d0"]) * dlr * dot
+    denominator = float(sums[:, 1].sum())
+    if denominator == 0:
+        return None
+    d, d_max = reference.prodigy_estimate(d, shared["d_max"], first, numerator, denominator)
+    for values in scalars:
+        values.update(d=d, d_max=d_max, d_numerator=numerator, k=k + 1.0)
+    return [
+        (d * options["eps"], -dlr, -options["weight_decay"] * dlr if options["decouple"] else 0.0)
+        for options, dlr in zip(groups, rates, strict=True)
+    ]
+
+
+PRODIGY = OptimizerSpec(
+    name="prodigy",
+    class_name="Prodigy",
+    summary="Prodigy (Mishchenko and Defazio 2023), as the authors' prodigyopt.Prodigy.",
+    doc=r"""
+    .. math::
+        m_t &= \beta_1 m_{t-1} + d_t (1 - \beta_1) g_t, \quad
+        v_t = \beta_2 v_{t-1} + d_t^2 (1 - \beta_2) g_t^2, \quad
+        s_t = \beta_3 s_{t-1} + \tfrac{d_t}{d_0} \gamma_t g_t \\
+        N_t &= \beta_3 N_{t-1} + \tfrac{d_t}{d_0} \gamma_t \langle g_t, p_0 - p_{t-1} \rangle,
+        \quad d_{t+1} = \min(d^{\max}_{t+1}, \rho\, d_t), \quad
+        d^{\max}_{t+1} = \max(d^{\max}_t, c N_t / \lVert s_t \rVert_1) \\
+        p_t &= (1 - \lambda \gamma_t) p_{t-1} - \gamma_t m_t / (\sqrt{v_t} + d_{t+1} \epsilon)
+
+    with :math:`\gamma_t = d_t \cdot \mathrm{lr}` (times Adam's bias correction with
+    ``use_bias_correction``), :math:`c` = ``d_coef``, :math:`\rho` = ``growth_rate``, and
+    while :math:`d_t = d_0` it jumps to :math:`c N_t / \lVert s_t \rVert_1`. The inner
+    product and the norm run over every array of the optimizer: each array's partial sums are
+    taken in float64 by chunk, added in chunk order, then over the arrays in order (the same
+    bits for any thread count). Without ``decouple`` the decay is an L2 term in g; with
+    ``safeguard_warmup`` s takes :math:`\tfrac{d_t}{d_0} d_t g_t`. ``d``, ``d_max``,
+    ``d_numerator`` and the step count ``k`` are shared by the groups (the first group's
+    ``d0``, ``d_coef`` and ``growth_rate`` move d); each group steps with its own lr, and a
+    group with lr 0 is left as it is (the authors allow no other lr per group, and still
+    decay a frozen group's weights). ``slice_p`` and FSDP are not implemented.
+    """,
+    hyperparameters=(
+        Real("lr", 1.0, kernel=False, doc="scales the estimated step size d"),
+        dataclasses.replace(BETAS, kernel=False),
+        Real(
+            "beta3",
+            None,
+            none_means=math.nan,
+            high=1.0,
+            high_open=True,
+            kernel=False,
+            doc="decay of s and of the estimate's numerator; None: sqrt(beta2)",
+        ),
+        Real("eps", 1e-8, low_open=True, kernel=False),
+        Real("weight_decay", 0.0, kernel=False),
+        Flag("decouple", True, kernel=False, doc="AdamW's decay (else an L2 term in g)"),
+        Flag("use_bias_correction", False, kernel=False, doc="Adam's bias correction in d lr"),
+        Flag(
+            "safeguard_warmup", False, kernel=False, doc="s takes (d / d0) d g, not (d / d0) d lr g"
+        ),
+        Real("d0", 1e-6, low_open=True, kernel=False, doc="the initial estimate"),
+        Real("d_coef", 1.0, low_open=True, kernel=False, doc="scales the estimate"),
+        Real(
+            "growth_rate",
+            math.inf,
+            low=1.0,
+            infinite=True,
+            kernel=False,
+            doc="d grows at most by this factor a step",
+        ),
+        MAXIMIZE,
+    ),
+    state=(State("p0"), State("s"), State("exp_avg"), State("exp_avg_sq")),
+    chunk=kernels.prodigy_chunk,
+    reduce=kernels.prodigy_reduce,
+    reductions=("dot", "abs_s"),
+    derived=("beta1", "beta2", "beta3", "m_coef", "v_coef", "s_coef", "l2", "frozen"),
+    group_scalars=(
+        GroupScalar("d", initial="d0", low=0.0),
+        GroupScalar("d_max", initial="d0", low=0.0),
+        GroupScalar("d_numerator"),
+        GroupScalar("k", low=0.0),
+    ),
+    prepare_step=_prodigy_prepare,
+    combine=_prodigy_combine,
+    combined=("d_eps", "step_size", "decay_step"),
+    # reduce: read p, g, p0, s, m, v, write s, m, v; update: read p, m, v, write p
+    traffic=lambda options: 13,
+    reference=reference.prodigy,
+    lr=1.0,
+    variants=(
+        Variant("default", {}),
+        Variant("decay", {"weight_decay": 0.1}),
+        Variant("coupled_decay", {"weight_decay": 0.1, "decouple": False}),
+        Variant("corrected", {"use_bias_correction": True, "safeguard_warmup": True}),
+        Variant(
+            "everything",
+            {
+                "lr": 0.5,
+                "betas": (0.8, 0.9),
+                "beta3": 0.95,
+                "eps": 1e-6,
+                "weight_decay": 0.05,
+                "d0": 1e-3,
+                "d_coef": 2.0,
+                "growth_rate": 1.05,
+                "maximize": True,
+            },
+        ),
+    ),
+    error_inputs=(
+        *LR_ERRORS,
+        *BETA_ERRORS,
+        ErrorInput({"d0": 0.0}, ValueError, "d0"),
+        ErrorInput({"eps": 0.0}, ValueError, "eps"),
+        ErrorInput({"growth_rate": 0.5}, ValueError, "growth_rate"),
+        ErrorInput({"beta3": 1.0}, ValueError, "beta3"),
+    ),
+    converges={"quadratic": {"lr": 1.0}, "rosenbrock": {"lr": 1.0}},
+    search_space={"lr": LogUniform(0.1, 10.0), "d_coef": LogUniform(0.1, 10.0)},
+)
+
+
 ADAFACTOR = OptimizerSpec(
     name="adafactor",
     class_name="Adafactor",
@@ -1417,6 +1561,7 @@ BUILTIN = (
     SCHEDULE_FREE_ADAMW,
     LAMB,
     LARS,
+    PRODIGY,
     ADAFACTOR,
     MUON,
     MUON_ADAMW,

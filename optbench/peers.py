@@ -26,7 +26,7 @@ from . import nn, registry
 from .kernels.matrices import newton_schulz_into
 from .reference import inplace
 from .reference import nn as reference_nn
-from .reference.optimizers import step_with_extras
+from .reference.optimizers import model_step
 from .spec import conforming_shape
 
 TORCH_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
@@ -53,7 +53,7 @@ class ReferenceOptimizer:
     """
 
     def __init__(self, spec, params, options):
-        self.algorithm = registry.get(spec).reference
+        self.spec = registry.get(spec)
         self.options = dict(options)
         self.params = list(params)
         self.states = [{} for _ in self.params]
@@ -61,8 +61,17 @@ class ReferenceOptimizer:
 
     def step(self, grads):
         self.count += 1
-        for param, grad, state in zip(self.params, grads, self.states, strict=True):
-            step_with_extras(self.algorithm, param, grad, state, self.count, **self.options)
+        options = [self.options] * len(self.params)
+        coupled = self.spec.coupled
+        model_step(
+            self.spec.reference,
+            self.params,
+            grads,
+            self.states,
+            self.count,
+            options,
+            coupled=coupled,
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ import pandas as pd
 
 from . import optim, registry, schedules, validation
 from .problems.base import Problem
-from .spec import OptimizerSpec
+from .spec import OptimizerSpec, conforming_shape
 
 _EVALUATION_COLUMNS = ("full_train_loss", "test_loss", "test_accuracy", "distance_to_optimum")
 MONITORS = ("train_loss", "full_train_loss", "test_loss", "test_accuracy")
@@ -193,7 +193,7 @@ def check_optimizer_options(optimizer, options):
             raise ValueError(
                 f"{info.name} has no option {name!r}; its options are: {', '.join(valid)}"
             )
-    optim.make(info, [np.zeros(1)], **options)
+    optim.make(info, [np.zeros(conforming_shape((1,), info.ndims))], **options)
 
 
 def parse_optimizer_option(optimizer, name, text):

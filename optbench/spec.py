@@ -78,6 +78,7 @@ class Real(Hyperparameter):
 
     none_means : where not None, ``None`` is accepted too and the kernel reads this value
         (AdEMAMix's ``alpha_warmup=None`` is a warm-up of 0 steps).
+    infinite : ``math.inf`` is accepted too (Prodigy's unbounded ``growth_rate``).
     """
 
     low: float = 0.0
@@ -85,10 +86,13 @@ class Real(Hyperparameter):
     low_open: bool = False
     high_open: bool = False
     none_means: float | None = None
+    infinite: bool = False
 
     def kernel_values(self, value):
         if value is None and self.none_means is not None:
             return (float(self.none_means),)
+        if self.infinite and validation.is_real(value) and value == math.inf:
+            return (math.inf,)
         return (validation.real(self.name, value, self.low, self.high, **self._ends),)
 
     @property
@@ -98,6 +102,8 @@ class Real(Hyperparameter):
     def describe(self):
         interval = validation.interval(self.low, self.high, **self._ends)
         kind = "float or None" if self.none_means is not None else "float"
+        if self.infinite:
+            interval += " or inf"
         return f"{kind}, {interval} (default {self.default!r})"
 
 
@@ -237,10 +243,11 @@ class State:
 @dataclass(frozen=True)
 class GroupScalar:
     """A float64 value per parameter group that ``prepare_step`` updates (NAdam's product of
-    momentum factors); listed per array in ``state_dict``, as torch lists it."""
+    momentum factors); listed per array in ``state_dict``, as torch lists it. ``initial`` is
+    a number or the name of the option holding it (Prodigy's ``d`` starts at ``d0``)."""
 
     name: str
-    initial: float = 0.0
+    initial: float | str = 0.0
     low: float = -math.inf
     high: float = math.inf
 
@@ -338,6 +345,16 @@ class OptimizerSpec:
         ``reductions``, into ``sums``; the partial sums of each array are then added in chunk
         order (the same bits for any thread count) and the chunk kernel takes two more
         arguments, ``ndim`` (the array's) and ``totals`` (the array's sums).
+    combine, combined : for an optimizer whose update needs sums over every array it steps
+        (Prodigy's estimate of the distance to the solution): ``combine(sums, groups,
+        scalars)``, called between the reduce pass and the update, with ``sums[g]`` the
+        totals of group ``g``'s arrays (float64, added in the order of the optimizer's
+        arrays), ``groups`` the groups' options and ``scalars`` their ``group_scalars``
+        (shared: the first group's are every group's, and ``combine`` updates them in place);
+        it returns, per group, the values named by ``combined`` (written after the
+        ``derived`` values of the kernel row for the update), or None to skip the update.
+        Such a spec's ``reference`` steps every array together: ``reference(params, grads,
+        states, step, options)``, ``options`` the group options of each array.
     traffic : ``traffic(options) -> words``, the words per element a step reads and writes
         where the usual count (3, plus 2 per state buffer in use) is not right: a spec with a
         reduce pass (LAMB: 10). ``optbench throughput`` divides the bytes by the time.
@@ -374,6 +391,8 @@ class OptimizerSpec:
     prepare_step: Callable | None = None
     reduce: Callable | None = None
     reductions: tuple[str, ...] = ()
+    combine: Callable | None = None
+    combined: tuple[str, ...] = ()
     traffic: Callable | None = None
     ndims: tuple[int, ...] | None = None
     to_eval: Callable | None = None
@@ -387,6 +406,7 @@ class OptimizerSpec:
             "error_inputs",
             "derived",
             "reductions",
+            "combined",
         ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "group_scalars", tuple(self.group_scalars))
@@ -401,7 +421,7 @@ class OptimizerSpec:
     def kernel_names(self):
         """The kernel's hyperparameter row ``hp``, by name, in order."""
         own = (n for h in self.hyperparameters for n in h.kernel_names)
-        return (*own, *self.derived)
+        return (*own, *self.derived, *self.combined)
 
     @functools.cached_property
     def state_names(self):
@@ -422,6 +442,11 @@ class OptimizerSpec:
     def switches_weights(self):
         """Whether the parameters hold other weights in eval mode (see ``to_eval``)."""
         return self.to_eval is not None
+
+    @property
+    def coupled(self):
+        """Whether every array's update depends on all the others (see ``combine``)."""
+        return self.combine is not None
 
     @property
     def fused(self):
@@ -452,7 +477,7 @@ class OptimizerSpec:
                 row.extend(values)
         if self.check is not None:
             self.check(group)
-        return (*row, *(math.nan for _ in self.derived))
+        return (*row, *(math.nan for _ in (*self.derived, *self.combined)))
 
     def state_in_use(self, group, param_shape=None):
         """Names of the buffers the group's options use, in row order; with ``param_shape``,
@@ -480,6 +505,9 @@ def _check_spec(spec):
     names = [h.name for h in spec.hyperparameters]
     if len(set(names)) != len(names):
         fail(f"hyperparameter names repeat: {names}")
+    for scalar in spec.group_scalars:
+        if isinstance(scalar.initial, str) and scalar.initial not in names:
+            fail(f"group scalar {scalar.name!r}: initial names no hyperparameter")
     for required in ("lr", "maximize"):
         if required not in names:
             fail(f"declares no {required!r} hyperparameter")
@@ -524,6 +552,10 @@ def _check_spec(spec):
         fail("reduce and reductions come together: the sums and the names of the sums")
     if spec.reduce is not None and spec.chunk is None:
         fail("reduce needs a chunk kernel that reads its sums")
+    if (spec.combine is None) != (not spec.combined):
+        fail("combine and combined come together: the function and the names of its values")
+    if spec.combine is not None and (spec.reduce is None or not callable(spec.combine)):
+        fail("combine must be a function, and needs a reduce pass whose sums it combines")
     if spec.ndims is not None and (
         not spec.ndims or not all(isinstance(n, int) and n >= 0 for n in spec.ndims)
     ):

@@ -49,7 +49,9 @@ features = request["layer_features"]
 
 def first_call(dtype, size):
     if kind == "optimizer":
-        params, grads = [np.zeros(size, dtype)], [np.ones(size, dtype)]
+        # a matrix of one row for an optimizer of matrices (Muon)
+        shape = (1, size) if optbench.registry.get(name).ndims == (2,) else (size,)
+        params, grads = [np.zeros(shape, dtype)], [np.ones(shape, dtype)]
         make = optbench.optim.make
         return lambda: make(name, params, dispatch=request["dispatch"]).step(grads)
     x = np.random.default_rng(0).standard_normal((size // features, features)).astype(dtype)

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import optim, registry
 from .kernels import chunks
-from .reference.optimizers import global_grad_scale, step_with_extras
+from .reference.optimizers import global_grad_scale, model_step
 from .spec import conforming_shape
 
 STEPS = 50
@@ -150,11 +150,18 @@ def compare_with_reference(spec, opt, params, rng, steps, grad_source=make_grads
         opt.step(grads)
         state = opt.state_dict()["state"]
         scale = 1.0 if opt.clip_norm is None else global_grad_scale(grads, opt.clip_norm)
-        for i, (param, grad) in enumerate(zip(reference_params, grads, strict=True)):
-            options = {k: v for k, v in groups[i].items() if k != "params"}
-            step_with_extras(
-                spec.reference, param, grad, reference_states[i], step, grad_scale=scale, **options
-            )
+        options = [{k: v for k, v in group.items() if k != "params"} for group in groups]
+        model_step(
+            spec.reference,
+            reference_params,
+            grads,
+            reference_states,
+            step,
+            options,
+            coupled=spec.coupled,
+            grad_scale=scale,
+        )
+        for i, param in enumerate(reference_params):
             found = first_difference(params[i], param, params[i].dtype)
             if found is not None:
                 return (step, f"params[{i}]", *found)

@@ -768,7 +768,7 @@ def _latency_rows(
 
 
 def _latency_cases(info, dtype, n, modes, torch, rng):
-    params, grads = _model(n, "flat", dtype, rng)
+    params, grads = _model(n, "flat", dtype, rng, matrices=not info.takes((n,)))
     itemsize = np.dtype(dtype).itemsize
     cases = []
     for mode in modes:
@@ -776,7 +776,7 @@ def _latency_cases(info, dtype, n, modes, torch, rng):
             if implementation == "torch fused":
                 if torch is None:
                     continue
-                options = peers.optimizer_options(optim.make(info, [np.zeros(1, dtype)]))
+                options = peers.optimizer_options(optim.make(info, [params[0][:1].copy()]))
                 step = peers.torch_optimizer(torch, info, params, grads, options, "fused")
                 if step is None:
                     continue
@@ -787,7 +787,7 @@ def _latency_cases(info, dtype, n, modes, torch, rng):
                 optimizer.step(grads)
                 call, words = (lambda o=optimizer: o.step(grads)), optimizer_words(optimizer)
             if words is None:
-                words = optimizer_words(optim.make(info, [np.zeros(1, dtype)]))
+                words = optimizer_words(optim.make(info, [params[0][:1].copy()]))
             case = Case(
                 case=info.name,
                 kind="optimizer",

@@ -125,7 +125,9 @@ def test_one_compiled_call_per_step_for_many_arrays(rng, monkeypatch):
     shapes = [(rng.integers(1, 9), rng.integers(1, 9)) for _ in range(100)]
     params = make_params(rng, np.float32, shapes)
     serial, parallel = (CountingKernel(k) for k in drivers(optim.Adam.spec.chunk))
-    monkeypatch.setattr(optim.base, "drivers", lambda chunk, reduce=None: (serial, parallel))
+    monkeypatch.setattr(
+        optim.base, "drivers", lambda chunk, reduce=None, split=False: (serial, parallel)
+    )
     opt = optim.Adam(params)
     for _ in range(3):
         opt.step(make_grads(rng, params))

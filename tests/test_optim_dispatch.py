@@ -46,7 +46,9 @@ class _Counting:
 
 def _counted(monkeypatch):
     serial, parallel = (_Counting(k) for k in drivers(optim.Adam.spec.chunk))
-    monkeypatch.setattr(optim.base, "drivers", lambda chunk, reduce=None: (serial, parallel))
+    monkeypatch.setattr(
+        optim.base, "drivers", lambda chunk, reduce=None, split=False: (serial, parallel)
+    )
     return serial, parallel
 
 

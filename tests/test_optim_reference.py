@@ -13,7 +13,7 @@ from optim_helpers import (
 
 from optbench import optim, registry
 from optbench.kernels import chunks
-from optbench.reference.optimizers import step_with_extras
+from optbench.reference.optimizers import model_step
 
 STEPS = 60
 
@@ -52,8 +52,10 @@ def test_lr_changed_between_steps(info, rng):
         opt.param_groups[0]["lr"] = info.lr * 0.8**step
         grads = make_grads(rng, params)
         opt.step(grads)
-        for p, g, s in zip(reference_params, grads, states, strict=True):
-            step_with_extras(info.reference, p, g, s, step, **group_options(opt.param_groups[0]))
+        options = [group_options(opt.param_groups[0])] * len(params)
+        model_step(
+            info.reference, reference_params, grads, states, step, options, coupled=info.coupled
+        )
     for actual, expected in zip(params, reference_params, strict=True):
         assert_close(actual, expected, np.float64, "after 10 steps")
 

@@ -34,9 +34,11 @@ FLAG_OPTIONS = [
 @pytest.mark.parametrize(("info", "name"), REAL_OPTIONS)
 @pytest.mark.parametrize("value", ["outside", float("nan"), float("inf")])
 def test_real_option_out_of_range(info, name, value):
+    option = info.hyperparameter(name) if name in info.defaults else None
     if value == "outside":  # -1, or above the range of an option with no lower end
-        option = info.hyperparameter(name) if name in info.defaults else None
         value = -1.0 if option is None or math.isfinite(option.low) else option.high + 1.0
+    if value == math.inf and getattr(option, "infinite", False):
+        value = -math.inf  # Prodigy's growth_rate takes inf, not -inf
     with pytest.raises(ValueError, match=name):
         optim.make(info, [np.zeros(3)], **{name: value})
 

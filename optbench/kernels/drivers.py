@@ -57,9 +57,9 @@ _PASS = """
 _SIGNATURE = """
 
 @njit(**{options})
-def {name}(work, param_addresses, grad_addresses, state, hyper, steps{extra}):
-    count_step(steps)
+def {name}(work, param_addresses, grad_addresses, state, hyper, steps{extra}):{count}
     addresses = (param_addresses, grad_addresses)"""
+_COUNT = "\n    count_step(steps)"
 _CHUNK = "chunk(param, grad, state, column, common, hp, step)"
 # a spec with a reduce pass: partial sums per chunk, added per array in chunk order, then the
 # update, which reads the array's sums
@@ -70,16 +70,20 @@ _UPDATE = (
 )
 
 
-def _driver(options, name, loop, two_pass):
-    """The source of one driver: the serial or parallel loop, one pass or two."""
-    if not two_pass:
-        body = _PASS.format(loop=loop, call=_CHUNK)
-        extra = ""
+def _driver(options, name, loop, passes):
+    """The source of one driver: the serial or parallel loop over ``passes``: "chunk" (one
+    pass), "reduce update" (two), or one of "reduce" and "update" alone (a coupled spec's
+    drivers, which Python calls in turn; the first counts the step)."""
+    if passes == "chunk":
+        body, extra, count = _PASS.format(loop=loop, call=_CHUNK), "", _COUNT
     else:
-        body = _PASS.format(loop=loop, call=_REDUCE).rstrip("\n") + _ADD
-        body += _PASS.format(loop=loop, call=_UPDATE)
-        extra = ", ndims, partials, totals"
-    return _SIGNATURE.format(options=options, name=name, extra=extra) + body
+        body, extra, count = "", ", ndims, partials, totals", ""
+        if "reduce" in passes:
+            body += _PASS.format(loop=loop, call=_REDUCE).rstrip("\n") + _ADD
+            count = _COUNT
+        if "update" in passes:
+            body += _PASS.format(loop=loop, call=_UPDATE)
+    return _SIGNATURE.format(options=options, name=name, extra=extra, count=count) + body
 
 
 _HEADER = '''"""Drivers of {qualified}, written by optbench.kernels.drivers; do not edit."""
@@ -93,13 +97,20 @@ from optbench.kernels.drivers import FLUSH, add_partials, chunk_arguments, count
 # {qualified} and {import_line} are filled in per chunk; the two drivers differ in their loop
 _TEMPLATE = (
     _HEADER
-    + _driver("SERIAL_OPTIONS", "serial", "range", False)
-    + _driver("PARALLEL_OPTIONS", "parallel", "prange", False)
+    + _driver("SERIAL_OPTIONS", "serial", "range", "chunk")
+    + _driver("PARALLEL_OPTIONS", "parallel", "prange", "chunk")
 )
 _TWO_PASS_TEMPLATE = (
     _HEADER
-    + _driver("SERIAL_OPTIONS", "serial", "range", True)
-    + _driver("PARALLEL_OPTIONS", "parallel", "prange", True)
+    + _driver("SERIAL_OPTIONS", "serial", "range", "reduce update")
+    + _driver("PARALLEL_OPTIONS", "parallel", "prange", "reduce update")
+)
+_SPLIT_TEMPLATE = (
+    _HEADER
+    + _driver("SERIAL_OPTIONS", "serial", "range", "reduce")
+    + _driver("PARALLEL_OPTIONS", "parallel", "prange", "reduce")
+    + _driver("SERIAL_OPTIONS", "serial_update", "range", "update")
+    + _driver("PARALLEL_OPTIONS", "parallel_update", "prange", "update")
 )
 
 _made = {}
@@ -138,16 +149,33 @@ def chunk_arguments(k, work, addresses, state, hyper, steps):
     return param, grad, work[k, 3], steps[array], row[:COMMON], row[COMMON:]
 
 
-def drivers(chunk, reduce=None):
+def drivers(chunk, reduce=None, split=False):
     """``(serial, parallel)`` drivers of the Numba function ``chunk`` (made once per process);
     with ``reduce``, the two-pass drivers of a spec with reductions, which take three more
     arguments: ``ndims`` (int64, per array), ``partials`` (float64, per chunk and sum) and
-    ``totals`` (float64, per array and sum)."""
-    key = (chunk, reduce)
+    ``totals`` (float64, per array and sum); with ``split`` as well, ``(serial, parallel,
+    serial_update, parallel_update)``: the reduce pass (which counts the step) and the update
+    apart, for a coupled spec that combines the sums of every array in between."""
+    key = (chunk, reduce, split)
     made = _made.get(key)
     if made is None:
-        made = _made[key] = _from_cached_module(chunk, reduce) or _compiled_here(chunk, reduce)
+        template = _template(reduce, split)
+        made = _from_cached_module(chunk, reduce, template) or _compiled_here(
+            chunk, reduce, template
+        )
+        made = _made[key] = made
     return made
+
+
+def _template(reduce, split):
+    if reduce is None:
+        return _TEMPLATE
+    return _SPLIT_TEMPLATE if split else _TWO_PASS_TEMPLATE
+
+
+def _exports(module):
+    names = ("serial", "parallel", "serial_update", "parallel_update")
+    return tuple(getattr(module, name) for name in names if name in vars(module))
 
 
 def cache_folder():
@@ -181,13 +209,12 @@ def _source_digest(template, functions):
     return digest.hexdigest()[:16]
 
 
-def _from_cached_module(chunk, reduce=None):
+def _from_cached_module(chunk, reduce, template):
     functions = (chunk,) if reduce is None else (chunk, reduce)
     exported = [_exported(f) for f in functions]
     if None in exported:
         return None
     module_name, name = exported[0]
-    template = _TEMPLATE if reduce is None else _TWO_PASS_TEMPLATE
     try:
         digest = _source_digest(template, functions)
     except OSError:  # no source file to hash: nothing to check a cache against
@@ -206,7 +233,7 @@ def _from_cached_module(chunk, reduce=None):
     module.PARALLEL_OPTIONS = UNFUSED_PARALLEL
     spec.loader.exec_module(module)
     sys.modules[spec.name] = module
-    return module.serial, module.parallel
+    return _exports(module)
 
 
 def _written(stem, source):
@@ -229,14 +256,14 @@ def _written(stem, source):
     return None
 
 
-def _compiled_here(chunk, reduce=None):
+def _compiled_here(chunk, reduce, template):
     namespace = {
         "chunk": chunk,
         "reduce": reduce,
         "SERIAL_OPTIONS": {**UNFUSED, "cache": False},
         "PARALLEL_OPTIONS": {**UNFUSED_PARALLEL, "cache": False},
     }
-    template = _TEMPLATE if reduce is None else _TWO_PASS_TEMPLATE
     source = template.format(qualified=getattr(chunk, "__name__", "chunk"), import_line="")
     exec(compile(source, f"<drivers of {chunk!r}>", "exec"), namespace)
-    return namespace["serial"], namespace["parallel"]
+    names = ("serial", "parallel", "serial_update", "parallel_update")
+    return tuple(namespace[name] for name in names if name in namespace)

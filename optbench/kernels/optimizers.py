@@ -620,6 +620,75 @@ def lamb_chunk(param, grad, state, column, common, hp, step, ndim, totals):
 
 
 # --------------------------------------------------------------------------------------------
+# Prodigy (a reduce pass over every array; optbench.algorithms.prodigy_combine; the update)
+# hyper row (every value derived): beta1, beta2, beta3, m_coef, v_coef, s_coef, l2, frozen,
+#   then after combine: d_eps, step_size, decay_step
+# state rows: p0, s, exp_avg, exp_avg_sq;  sums: dot (g . (p0 - p)), abs_s (sum |s|)
+# --------------------------------------------------------------------------------------------
+@njit(**REDUCTION)
+def add_product(total, x, y):
+    """``total + x * y`` in float64, reassociable as :func:`add_square`."""
+    return total + np.float64(x) * np.float64(y)
+
+
+@njit(**REDUCTION)
+def add_abs(total, x):
+    """``total + |x|`` in float64, reassociable as :func:`add_square`."""
+    return total + abs(np.float64(x))
+
+
+@njit(**UNFUSED)
+def prodigy_reduce(param, grad, state, column, common, hp, step, ndim, sums):
+    """Prodigy's first pass: p0 = p at the first step; g (plus ``l2 p``, the coupled decay);
+    ``sum g (p0 - p)``; m = beta1 m + m_coef g; v = beta2 v + v_coef g g; s = beta3 s + s_coef
+    g; ``sum |s|``. A frozen group (lr 0) keeps its moments and adds nothing."""
+    t = param.dtype.type
+    beta1, beta2, beta3 = t(hp[0]), t(hp[1]), t(hp[2])
+    m_coef, v_coef, s_coef, l2 = t(hp[3]), t(hp[4]), t(hp[5]), t(hp[6])
+    factor, clip, l1 = gradient_options(common, t)
+    p0 = state[0, column : column + param.size]
+    s = state[1, column : column + param.size]
+    exp_avg = state[2, column : column + param.size]
+    exp_avg_sq = state[3, column : column + param.size]
+    if step == 1:
+        for j in range(param.size):
+            p0[j] = param[j]
+    dot, abs_s = 0.0, 0.0
+    if hp[7] == 0.0:
+        for j in range(param.size):
+            p = param[j]
+            g = gradient(grad[j], p, factor, clip, l1)
+            if l2 != 0:
+                g = g + l2 * p
+            dot = add_product(dot, g, p0[j] - p)
+            exp_avg[j] = exp_avg[j] * beta1 + m_coef * g
+            exp_avg_sq[j] = exp_avg_sq[j] * beta2 + v_coef * g * g
+            moment = s[j] * beta3 + s_coef * g
+            s[j] = moment
+            abs_s = add_abs(abs_s, moment)
+    sums[0] = dot
+    sums[1] = abs_s
+
+
+@njit(**UNFUSED)
+def prodigy_chunk(param, grad, state, column, common, hp, step, ndim, totals):
+    """Prodigy (Mishchenko and Defazio 2023): ``p = p + decay_step p`` (decoupled decay),
+    ``p = p + step_size m / (sqrt(v) + d_eps)``, with ``step_size = -d lr`` of the step's
+    start and ``d_eps`` the new ``d`` times eps; a frozen group (lr 0) is left as it is."""
+    if hp[7] != 0.0:
+        return
+    t = param.dtype.type
+    d_eps, step_size, decay_step = t(hp[8]), t(hp[9]), t(hp[10])
+    exp_avg = state[2, column : column + param.size]
+    exp_avg_sq = state[3, column : column + param.size]
+    for j in range(param.size):
+        p = param[j]
+        if decay_step != 0:
+            p = p + decay_step * p
+        param[j] = p + step_size * (exp_avg[j] / (np.sqrt(exp_avg_sq[j]) + d_eps))
+
+
+# --------------------------------------------------------------------------------------------
 # LARS (a reduce pass, then the update)
 # hyper row: lr, momentum, dampening, weight_decay, nesterov, trust_coefficient, eps, exclude_1d
 # state rows: momentum_buffer;  sums: param_sq, grad_sq

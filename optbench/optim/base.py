@@ -139,7 +139,9 @@ class Optimizer:
             raise TypeError("Optimizer is a base class: use optim.Adam, optim.SGD, ...")
         self._cached_options = self._cached_hyper = self._previous_grads = None
         self._max_norm_in_use = False
-        self._kernels = drivers(self.spec.chunk, self.spec.reduce) if self.spec.fused else None
+        self._kernels = None
+        if self.spec.fused:
+            self._kernels = drivers(self.spec.chunk, self.spec.reduce, split=self.spec.coupled)
         self.defaults = {**defaults, "clip_value": clip_value, "l1": l1, "max_norm": max_norm}
         self.clip_norm = clip_norm
         self.nonfinite = validation.choice("nonfinite", nonfinite, NONFINITE_POLICIES)
@@ -371,7 +373,7 @@ class Optimizer:
         self._params, self._group_of = params, group_of
         sums = len(self.spec.reductions)
         self._buckets = [Bucket(params, idx, group_of, rows, sums) for idx in by_dtype.values()]
-        self._scalars = [scalars.get(id(g)) or self._initial_scalars() for g in groups]
+        self._scalars = [scalars.get(id(g)) or self._initial_scalars(g) for g in groups]
         if len(self._groups) != len(groups) or any(map(operator.is_not, self._groups, groups)):
             self._groups = GroupList(groups)
         self._laid_out = tuple(groups)
@@ -399,8 +401,8 @@ class Optimizer:
             )
         return states
 
-    def _initial_scalars(self):
-        return {s.name: s.initial for s in self.spec.group_scalars}
+    def _initial_scalars(self, group):
+        return {s.name: _initial(s, group) for s in self.spec.group_scalars}
 
     # ---------------------------------------------------------------- hot path
     def _hyper_rows(self, groups):
@@ -531,30 +533,65 @@ class Optimizer:
             return
         if self.spec.prepare_step is not None:
             self._prepare_step(hyper)
-        serial, parallel = self._kernels
-        for bucket in self._buckets:
-            if bucket.work.shape[0] == 0:
-                bucket.steps += 1
-                continue
-            arguments = (
-                bucket.work,
-                bucket.param_addresses,
-                bucket.grad_addresses,
-                bucket.state,
-                hyper,
-                bucket.steps,
-            )
-            if bucket.reductions is not None:
-                arguments += bucket.reductions
-            use_parallel = self._use_parallel(bucket)
-            if use_parallel is None:
-                start = time.perf_counter()
-                (parallel if bucket.dispatch.parallel else serial)(*arguments)
-                bucket.dispatch.record(time.perf_counter() - start)
-            else:
-                (parallel if use_parallel else serial)(*arguments)
+        if self.spec.coupled:
+            self._coupled_step(hyper)
+        else:
+            for bucket in self._buckets:
+                self._run(self._kernels, bucket, hyper)
         if self._max_norm_in_use:  # set with the hyper table above
             self._apply_max_norm()
+
+    def _run(self, kernels, bucket, hyper, count_empty=True):
+        """One driver pair (serial, parallel) over ``bucket``, chosen by the dispatch mode;
+        returns the seconds it took where the auto dispatch times it (else None). A bucket
+        without work only counts the step."""
+        if bucket.work.shape[0] == 0:
+            if count_empty:
+                bucket.steps += 1
+            return None
+        serial, parallel = kernels[:2]
+        arguments = (
+            bucket.work,
+            bucket.param_addresses,
+            bucket.grad_addresses,
+            bucket.state,
+            hyper,
+            bucket.steps,
+        )
+        if bucket.reductions is not None:
+            arguments += bucket.reductions
+        use_parallel = self._use_parallel(bucket)
+        if use_parallel is not None:
+            (parallel if use_parallel else serial)(*arguments)
+            return None
+        start = time.perf_counter()
+        (parallel if bucket.dispatch.parallel else serial)(*arguments)
+        seconds = time.perf_counter() - start
+        if kernels is self._kernels and not self.spec.coupled:
+            bucket.dispatch.record(seconds)
+        return seconds
+
+    def _coupled_step(self, hyper):
+        """A coupled spec's step: the reduce pass over every bucket, ``spec.combine`` of the
+        groups' sums, then the update pass (see ``OptimizerSpec.combine``)."""
+        reduce_kernels, update_kernels = self._kernels[:2], self._kernels[2:]
+        times = [self._run(reduce_kernels, bucket, hyper) for bucket in self._buckets]
+        sums = np.zeros((len(self._groups), len(self.spec.reductions)))
+        for bucket in self._buckets:
+            if bucket.work.shape[0]:
+                totals = bucket.reductions[2]
+                for local, index in enumerate(bucket.indices):
+                    sums[self._group_of[index]] += totals[local]
+        groups = list(self._groups)
+        values = self.spec.combine(sums, groups, self._scalars)
+        if values is not None:
+            first = COMMON + len(self.spec.kernel_names) - len(self.spec.combined)
+            for i, row in enumerate(values):
+                hyper[i, first : first + len(row)] = row
+            for bucket, seconds in zip(self._buckets, times, strict=True):
+                more = self._run(update_kernels, bucket, hyper, count_empty=False)
+                if seconds is not None and more is not None:
+                    bucket.dispatch.record(seconds + more)
 
     def _unfused_step(self, grads, hyper):
         """The step of a spec without a chunk kernel, array by array: its ``update`` on views
@@ -600,6 +637,10 @@ class Optimizer:
     def _prepare_step(self, hyper):
         """The spec's per-step values of every group, written into the hyper table."""
         first = COMMON + len(self.spec.kernel_names) - len(self.spec.derived)
+        first -= len(self.spec.combined)
+        if self.spec.coupled:  # the groups share their scalars: the first group's
+            for i in range(1, len(self._scalars)):
+                self._scalars[i] = dict(self._scalars[0])
         for i, group in enumerate(self._groups):
             step = self._group_step(i) + 1
             values = self.spec.prepare_step(group, step, self._scalars[i])
@@ -809,7 +850,7 @@ class Optimizer:
         """The group scalars of a saved state: each group's arrays must agree on them."""
         scalars = []
         for i, group in enumerate(saved_groups):
-            values = self._initial_scalars()
+            values = self._initial_scalars({**self._groups[i], **group})
             for scalar in self.spec.group_scalars:
                 seen = set()
                 for index in group["params"]:
@@ -848,9 +889,10 @@ class Optimizer:
         self.load_state_dict(saved["state"])
 
 
-def _initial(buffer, group):
-    """A state buffer's value before the first step, under ``group``'s options."""
-    initial = buffer.initial
+def _initial(declared, group):
+    """A state buffer's or group scalar's value before the first step, under ``group``'s
+    options (``initial`` is a number or the name of an option)."""
+    initial = declared.initial
     return group[initial] if isinstance(initial, str) else initial
 
 

@@ -583,6 +583,85 @@ def muon_adamw(
     )
 
 
+def prodigy_beta3(options):
+    """Prodigy's beta3: ``sqrt(beta2)`` where the option is None."""
+    beta3 = options["beta3"]
+    return math.sqrt(options["betas"][1]) if beta3 is None else beta3
+
+
+def prodigy_rates(options, d, k):
+    """``(dlr, s_coef)`` of a Prodigy step after ``k`` steps at estimate ``d``: ``dlr = d lr
+    bc`` (``bc = sqrt(1 - beta2^(k+1)) / (1 - beta1^(k+1))`` with ``use_bias_correction``,
+    else 1) and the weight of g in s, ``(d / d0) dlr`` (``(d / d0) d`` with
+    ``safeguard_warmup``)."""
+    beta1, beta2 = options["betas"]
+    correction = 1.0
+    if options["use_bias_correction"]:
+        correction = (1.0 - beta2 ** (k + 1)) ** 0.5 / (1.0 - beta1 ** (k + 1))
+    dlr = d * options["lr"] * correction
+    ratio = d / options["d0"]
+    return dlr, ratio * d if options["safeguard_warmup"] else ratio * dlr
+
+
+def prodigy_estimate(d, d_max, options, numerator, denominator):
+    """The new ``(d, d_max)``: ``d_hat = d_coef numerator / denominator``; d jumps to d_hat
+    while it is still d0; ``d_max = max(d_max, d_hat)``; ``d = min(d_max, d growth_rate)``."""
+    d_hat = options["d_coef"] * numerator / denominator
+    if d == options["d0"]:
+        d = max(d, d_hat)
+    d_max = max(d_max, d_hat)
+    return min(d_max, d * options["growth_rate"]), d_max
+
+
+def prodigy(params, grads, states, step, options):
+    """Prodigy (Mishchenko and Defazio 2023), as the authors' ``prodigyopt.Prodigy``, over
+    every array at once (``options[i]``: array i's group options; the shared scalars ``d``,
+    ``d_max``, ``d_numerator`` and ``k`` are the first array's and are written to every state).
+
+    With ``dlr = d lr bc`` and g (plus ``lambda p`` without ``decouple``):
+    ``m = beta1 m + d (1 - beta1) g``, ``v = beta2 v + d^2 (1 - beta2) g^2``,
+    ``s = beta3 s + (d / d0) dlr g``; ``N = beta3 N + sum (d / d0) dlr g . (p0 - p)``,
+    ``D = sum |s|_1``; where ``D > 0``, d moves to ``d_coef N / D`` (see
+    :func:`prodigy_estimate`) and ``p = p (1 - lambda dlr) - dlr m / (sqrt(v) + d eps)`` with
+    the new d. A group with lr 0 is left as it is.
+    """
+    for param, state in zip(params, states, strict=True):
+        if "p0" not in state:
+            state.update(p0=param.copy(), s=np.zeros_like(param))
+            state.update(exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+            state.update(d=options[0]["d0"], d_max=options[0]["d0"], d_numerator=0.0, k=0.0)
+    first, shared = options[0], states[0]
+    d, k = shared["d"], shared["k"]
+    numerator, denominator = shared["d_numerator"] * prodigy_beta3(first), 0.0
+    rates = [prodigy_rates(o, d, k)[0] for o in options]
+    for param, grad, state, o in zip(params, grads, states, options, strict=True):
+        if o["lr"] == 0:
+            continue
+        beta1, beta2 = o["betas"]
+        g = _signed(grad, o["maximize"])
+        if o["weight_decay"] != 0 and not o["decouple"]:
+            g = g + o["weight_decay"] * param
+        dlr, s_coef = prodigy_rates(o, d, k)
+        difference = (state["p0"] - param).astype(np.float64)
+        numerator += (d / o["d0"]) * dlr * float(np.sum(g.astype(np.float64) * difference))
+        state["exp_avg"] = state["exp_avg"] * beta1 + d * (1.0 - beta1) * g
+        state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + d * d * (1.0 - beta2) * g * g
+        state["s"] = state["s"] * prodigy_beta3(o) + s_coef * g
+        denominator += float(np.sum(np.abs(state["s"].astype(np.float64))))
+    if denominator == 0:
+        return
+    d, d_max = prodigy_estimate(d, shared["d_max"], first, numerator, denominator)
+    for param, state, o, dlr in zip(params, states, options, rates, strict=True):
+        if o["lr"] == 0:
+            continue
+        denom = np.sqrt(state["exp_avg_sq"]) + d * o["eps"]
+        if o["weight_decay"] != 0 and o["decouple"]:
+            param += (-o["weight_decay"] * dlr) * param
+        param += (-dlr) * (state["exp_avg"] / denom)
+    for state in states:
+        state.update(d=d, d_max=d_max, d_numerator=numerator, k=k + 1.0)
+
+
 def rmsprop(
     param, grad, state, step, *, lr, alpha, eps, weight_decay, momentum, centered, maximize
 ):
@@ -763,11 +842,35 @@ def step_with_extras(
     g = gradient_with_extras(param, grad, grad_scale, clip_value, l1, maximize)
     g = grad.copy() if g is grad else g
     algorithm(param, g, state, step, maximize=maximize, **options)
+    constrain(param, max_norm)
+
+
+def constrain(param, max_norm):
+    """Rescale every column of a 2-D ``param`` whose L2 norm exceeds ``max_norm`` to it."""
     if max_norm is not None and param.ndim == 2:
         norms = np.sqrt(np.sum(np.square(param, dtype=np.float64), axis=0))
         over = norms > max_norm
         factors = (max_norm / norms[over]).astype(param.dtype)
         param[:, over] = param[:, over] * factors
+
+
+def model_step(algorithm, params, grads, states, step, options, *, coupled=False, grad_scale=1.0):
+    """One step of every array, with the extras of every optimizer (``options[i]``: array i's
+    group options): ``algorithm`` array by array (:func:`step_with_extras`), or, where it is
+    ``coupled`` (Prodigy), once over all arrays after each gradient's transform."""
+    if not coupled:
+        for param, grad, state, o in zip(params, grads, states, options, strict=True):
+            step_with_extras(algorithm, param, grad, state, step, grad_scale=grad_scale, **o)
+        return
+    transformed, plain = [], []
+    for param, grad, o in zip(params, grads, options, strict=True):
+        extras = (o["clip_value"], o["l1"], o["maximize"])
+        g = gradient_with_extras(param, grad, grad_scale, *extras)
+        transformed.append(grad.copy() if g is grad else g)
+        plain.append({k: v for k, v in o.items() if k not in ("clip_value", "l1", "max_norm")})
+    algorithm(params, transformed, states, step, plain)
+    for param, o in zip(params, options, strict=True):
+        constrain(param, o["max_norm"])
 
 
 def nadam(
