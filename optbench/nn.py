@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import validation
-from .kernels import activations, losses, norms
+from .kernels import activations, convolution, losses, norms
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Below this many elements a layer runs on the calling thread: waking Numba's thread pool
@@ -866,3 +866,94 @@ def _describe(value):
     if isinstance(value, np.ndarray):
         return f"array of dtype {value.dtype}"
     return type(value).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# convolution
+# --------------------------------------------------------------------------------------------
+class Conv1dContext(NamedTuple):
+    """Saved by :func:`conv1d`: the input's columns (C_in K, N L_out), its shape, the weight
+    (C_out, C_in, K), whether there was a bias, the stride and the padding."""
+
+    columns: np.ndarray
+    x_shape: tuple
+    weight: np.ndarray
+    has_bias: bool
+    stride: int
+    padding: int
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0):
+    """1-D convolution (a cross-correlation), as ``F.conv1d`` with one group, no dilation.
+
+    ``y[n, o, t] = bias[o] + sum over c, k of weight[o, c, k] x[n, c, t stride + k - padding]``
+    (zeros in the padding), ``t < L_out = (L + 2 padding - K) // stride + 1``. The input's
+    windows are gathered by a Numba kernel into columns (C_in K, N L_out), multiplied by the
+    weight in one matrix product on NumPy's BLAS, and kept for the backward pass.
+
+    Parameters
+    ----------
+    x : float32 or float64 array, shape (N, C_in, L)
+    weight : array of x's dtype, shape (C_out, C_in, K)
+    bias : array of x's dtype, shape (C_out,), or None
+    stride : int >= 1
+    padding : int >= 0, zeros on both ends
+
+    Returns
+    -------
+    y : array of shape (N, C_out, L_out)
+    ctx : Conv1dContext, for :func:`conv1d_backward`
+    """
+    _array("x", x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (N, C_in, L), got {x.shape}")
+    samples, channels, length = x.shape
+    _array("weight", weight)
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight has dtype {weight.dtype}; expected {x.dtype}")
+    if weight.ndim != 3 or weight.shape[1] != channels or weight.shape[2] == 0:
+        raise ValueError(
+            f"weight must have shape (C_out, {channels}, K) with K >= 1, got {weight.shape}"
+        )
+    outputs, _, kernel_size = weight.shape
+    bias = _parameter("bias", bias, x.dtype, (outputs,))
+    stride = validation.integer("stride", stride, 1)
+    padding = validation.integer("padding", padding, 0)
+    if length + 2 * padding < kernel_size:
+        raise ValueError(
+            f"the kernel ({kernel_size}) is longer than the padded input "
+            f"(L + 2 padding = {length + 2 * padding})"
+        )
+    steps = (length + 2 * padding - kernel_size) // stride + 1
+    x, weight = _contiguous(x), _contiguous(weight)
+    columns = np.empty((channels * kernel_size, samples * steps), x.dtype)
+    convolution.unfold(x, kernel_size, stride, padding, columns)
+    products = weight.reshape(outputs, -1) @ columns
+    y = np.ascontiguousarray(products.reshape(outputs, samples, steps).transpose(1, 0, 2))
+    if bias is not None:
+        y += bias[:, None]
+    return y, Conv1dContext(columns, x.shape, weight, bias is not None, stride, padding)
+
+
+def conv1d_backward(dy, ctx):
+    """Gradients of :func:`conv1d`: ``(dx, dweight, dbias)``, dbias None without a bias.
+
+    ``dweight[o, c, k] = sum over n, t of dy[n, o, t] x[n, c, t stride + k - padding]`` (one
+    product of dy with the saved columns), ``dbias[o] = sum over n, t of dy[n, o, t]`` (in
+    float64), and dx scatters ``weight^T dy`` back onto the input's positions.
+    """
+    _check_context(ctx, Conv1dContext)
+    samples, _, length = ctx.x_shape
+    outputs, _, kernel_size = ctx.weight.shape
+    steps = (length + 2 * ctx.padding - kernel_size) // ctx.stride + 1
+    dtype = ctx.weight.dtype
+    dy = _like("dy", dy, dtype, (samples, outputs, steps))
+    flat_dy = np.ascontiguousarray(dy.transpose(1, 0, 2)).reshape(outputs, -1)
+    dweight = (flat_dy @ ctx.columns.T).reshape(ctx.weight.shape)
+    dbias = None
+    if ctx.has_bias:
+        dbias = np.sum(dy, axis=(0, 2), dtype=np.float64).astype(dtype)
+    dcolumns = ctx.weight.reshape(outputs, -1).T @ flat_dy
+    dx = np.empty(ctx.x_shape, dtype)
+    convolution.fold(dcolumns, kernel_size, ctx.stride, ctx.padding, dx)
+    return dx, dweight, dbias
