@@ -454,7 +454,7 @@ def test_sampler_needs_a_generator():
 def test_registry_names_and_descriptions():
     assert list(problems.PROBLEMS) == [
         "quadratic", "noisy_quadratic", "rosenbrock", "beale", "saddle",
-        "logistic_regression", "xor_mlp", "digits_mlp", "deep_sigmoid_mlp",
+        "logistic_regression", "xor_mlp", "digits_mlp", "deep_sigmoid_mlp", "mnist1d_mlp",
     ]  # fmt: skip
     for name, cls in problems.PROBLEMS.items():
         assert cls.name == name and cls.description and "\n" not in cls.description
