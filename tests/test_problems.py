@@ -38,6 +38,8 @@ GRADIENT_CASES = [
     ("digits_mlp", {**SMALL_DIGITS, "activation": "sigmoid", "hidden": "4"}, 6),
     ("deep_sigmoid_mlp", {"depth": 4, "width": 5, "dtype": "float64"}, 5),
     ("deep_sigmoid_mlp", {"depth": 3, "width": 5, "dtype": "float64", "norm": "batch"}, 5),
+    ("mnist1d_mlp", {"hidden": "6", "dtype": "float64", "l2": 0.1}, 4),
+    ("mnist1d_cnn", {"channels": 3, "dtype": "float64", "l2": 0.1}, 4),
 ]
 
 
@@ -455,6 +457,7 @@ def test_registry_names_and_descriptions():
     assert list(problems.PROBLEMS) == [
         "quadratic", "noisy_quadratic", "rosenbrock", "beale", "saddle",
         "logistic_regression", "xor_mlp", "digits_mlp", "deep_sigmoid_mlp", "mnist1d_mlp",
+        "mnist1d_cnn",
     ]  # fmt: skip
     for name, cls in problems.PROBLEMS.items():
         assert cls.name == name and cls.description and "\n" not in cls.description

@@ -22,7 +22,7 @@ from .analytic import Beale, NoisyQuadratic, Quadratic, Rosenbrock, Saddle
 from .base import Batch, Evaluation, Option, Problem
 from .logistic import LogisticRegression
 from .mlp import DeepSigmoidMLP, DigitsMLP, XorMLP
-from .mnist1d import Mnist1dMLP
+from .mnist1d import Mnist1dCNN, Mnist1dMLP
 
 ENTRY_POINT_GROUP = "optbench.problems"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -39,6 +39,7 @@ BUILTIN = (
     DigitsMLP,
     DeepSigmoidMLP,
     Mnist1dMLP,
+    Mnist1dCNN,
 )
 
 
