@@ -685,6 +685,33 @@ def tanh_backward(dy, ctx):
     return _elementwise_backward(activations.tanh_backward, ctx.y, dy)
 
 
+class GELUContext(NamedTuple):
+    x: np.ndarray
+    approximate: str
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def gelu(x, approximate="none"):
+    """``y = x Phi(x)`` with ``Phi`` the standard normal distribution function, as
+    ``F.gelu``; ``approximate="tanh"`` takes ``Phi(x) ~ (1 + tanh(sqrt(2 / pi) (x + 0.044715
+    x^3))) / 2``. Computed in float64 and rounded once: ``gelu(inf) = inf`` in both dtypes
+    (torch's float32 CPU kernel gives NaN there, its float64 kernel inf). Returns
+    ``(y, ctx)``."""
+    _array("x", x)
+    approximate = validation.choice("approximate", approximate, GELU_APPROXIMATIONS)
+    x, y = _elementwise(activations.gelu_forward, x, approximate == "tanh")
+    return y, GELUContext(x, approximate)
+
+
+def gelu_backward(dy, ctx):
+    """``dx = dy (Phi(x) + x phi(x))`` (or the derivative of the tanh form)."""
+    _check_context(ctx, GELUContext)
+    tanh_form = ctx.approximate == "tanh"
+    return _elementwise_backward(activations.gelu_backward, ctx.x, dy, tanh_form)
+
+
 # --------------------------------------------------------------------------------------------
 # dropout
 # --------------------------------------------------------------------------------------------

@@ -73,6 +73,18 @@ ACTIVATIONS = {
         reference.tanh,
         lambda dy, x, y: reference.tanh_backward(dy, y),
     ),
+    "gelu": Activation(
+        nn.gelu,
+        nn.gelu_backward,
+        reference.gelu,
+        lambda dy, x, y: reference.gelu_backward(dy, x),
+    ),
+    "gelu_tanh": Activation(
+        partial(nn.gelu, approximate="tanh"),
+        nn.gelu_backward,
+        partial(reference.gelu, approximate="tanh"),
+        lambda dy, x, y: reference.gelu_backward(dy, x, approximate="tanh"),
+    ),
 }
 NAMES = list(ACTIVATIONS)
 
@@ -264,3 +276,25 @@ BAD_CALLS = [
 def test_bad_input_raises_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu_matches_torch(approximate, dtype, rng):
+    torch = pytest.importorskip("torch")
+    x = _inputs(rng, dtype)
+    # torch's float32 CPU kernel gives NaN for gelu(+inf) (float64: inf); optbench gives inf
+    x[np.isinf(x)] = 0.5
+    dy = rng.standard_normal(SHAPE).astype(dtype)
+    y, ctx = nn.gelu(x, approximate=approximate)
+    tensor = torch.from_numpy(x.copy()).requires_grad_()
+    out = torch.nn.functional.gelu(tensor, approximate=approximate)
+    out.backward(torch.from_numpy(dy))
+    ulps = 16 if dtype == np.float32 else 64
+    assert_close(y, out.detach().numpy(), dtype, "y", ulps=ulps)
+    assert_close(nn.gelu_backward(dy, ctx), tensor.grad.numpy(), dtype, "dx", ulps=ulps)
+
+
+def test_gelu_refuses_an_unknown_approximation():
+    with pytest.raises(ValueError, match="approximate"):
+        nn.gelu(np.zeros(3), approximate="sigmoid")

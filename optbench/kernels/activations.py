@@ -13,6 +13,8 @@ backward pass recomputes the same numbers from the key instead of storing a mask
 cannot depend on how the work is split between threads.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -185,6 +187,47 @@ def tanh_backward(y, dy, dx):
     one = dx.dtype.type(1)
     for j in range(y.size):
         dx[j] = dy[j] * (one - y[j] * y[j])
+
+
+# --------------------------------------------------------------------------------------------
+# GELU: computed in float64, rounded once to the array's dtype
+# --------------------------------------------------------------------------------------------
+_SQRT_HALF = 0.7071067811865476  # 1 / sqrt(2)
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
+_SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi)
+_TANH_CUBIC = 0.044715
+
+
+@njit(**SERIAL)
+def gelu_forward(x, approximate_tanh, y):
+    """``y = x Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``; with ``approximate_tanh``,
+    ``Phi(x) ~ (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2``."""
+    t = y.dtype.type
+    for j in range(x.size):
+        v = np.float64(x[j])
+        if approximate_tanh:
+            cdf = 0.5 * (1.0 + np.tanh(_SQRT_2_OVER_PI * (v + _TANH_CUBIC * v * v * v)))
+        else:
+            cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+        y[j] = t(v * cdf)
+
+
+@njit(**SERIAL)
+def gelu_backward(x, dy, approximate_tanh, dx):
+    """``dx = dy (Phi(x) + x phi(x))`` with ``phi`` the standard normal density; with
+    ``approximate_tanh`` the derivative of the tanh form."""
+    t = dx.dtype.type
+    for j in range(x.size):
+        v = np.float64(x[j])
+        if approximate_tanh:
+            inner = _SQRT_2_OVER_PI * (v + _TANH_CUBIC * v * v * v)
+            tanh_inner = np.tanh(inner)
+            slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * v * v)
+            derivative = 0.5 * (1.0 + tanh_inner) + 0.5 * v * (1.0 - tanh_inner**2) * slope
+        else:
+            cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
+            derivative = cdf + v * _INV_SQRT_2PI * np.exp(-0.5 * v * v)
+        dx[j] = t(np.float64(dy[j]) * derivative)
 
 
 # --------------------------------------------------------------------------------------------

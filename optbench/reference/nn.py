@@ -6,6 +6,8 @@ caller compares them with the kernels' float32 or float64 output). Nothing here 
 memory-frugal. Random layers take their mask or slopes as an argument.
 """
 
+import math
+
 import numpy as np
 
 
@@ -258,6 +260,35 @@ def tanh_backward(dy, y):
     """``dx = dy * (1 - y^2)``, from the output y."""
     dy, y = _f64(dy, y)
     return dy * (1.0 - y * y)
+
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu_cdf_and_tanh(x, approximate):
+    if approximate == "tanh":
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+        return 0.5 * (1.0 + np.tanh(inner)), np.tanh(inner)
+    return 0.5 * (1.0 + _ERF(x / math.sqrt(2.0))), None
+
+
+def gelu(x, approximate="none"):
+    """``y = x Phi(x)``, Phi the normal distribution function (or its tanh approximation);
+    -inf gives NaN (-inf times 0), as in torch."""
+    (x,) = _f64(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return x * _gelu_cdf_and_tanh(x, approximate)[0]
+
+
+def gelu_backward(dy, x, approximate="none"):
+    """``dx = dy (Phi(x) + x phi(x))``, or the derivative of the tanh form."""
+    dy, x = _f64(dy, x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cdf, tanh_inner = _gelu_cdf_and_tanh(x, approximate)
+        if approximate == "tanh":
+            slope = math.sqrt(2.0 / math.pi) * (1.0 + 3 * 0.044715 * x * x)
+            return dy * (cdf + 0.5 * x * (1.0 - tanh_inner**2) * slope)
+        return dy * (cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi))
 
 
 def dropout(x, keep, p):
