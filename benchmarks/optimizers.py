@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from optbench import bandwidth, optim, peers, registry, throughput
+from optbench.spec import conforming_shape
 
 from .common import DTYPES, LAYOUTS, SIZES, model, require_torch, steps_per_call
 
@@ -33,7 +34,7 @@ def takes_matrices_only(name):
 
 
 def _empty(name, dtype="float64"):
-    return np.zeros((0, 0) if takes_matrices_only(name) else 0, dtype)
+    return np.zeros(conforming_shape((0,), registry.get(name).ndims), dtype)
 
 
 def options(name, dtype="float64"):

@@ -42,6 +42,7 @@ wall, cpu = time.perf_counter(), time.process_time()
 import numpy as np
 import optbench.nn, optbench.optim, optbench.registry
 seconds = {"import_s": time.perf_counter() - wall, "import_cpu_s": time.process_time() - cpu}
+from optbench.spec import conforming_shape  # loaded with optbench.optim above
 request = json.loads(sys.argv[1])
 kind, _, name = request["target"].partition(":")
 features = request["layer_features"]
@@ -50,7 +51,7 @@ features = request["layer_features"]
 def first_call(dtype, size):
     if kind == "optimizer":
         # a matrix of one row for an optimizer of matrices (Muon)
-        shape = (1, size) if optbench.registry.get(name).ndims == (2,) else (size,)
+        shape = conforming_shape((size,), optbench.registry.get(name).ndims)
         params, grads = [np.zeros(shape, dtype)], [np.ones(shape, dtype)]
         make = optbench.optim.make
         return lambda: make(name, params, dispatch=request["dispatch"]).step(grads)

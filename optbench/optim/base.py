@@ -350,7 +350,7 @@ class Optimizer:
         params = tuple(p for group in groups for p in group["params"])
         _check_params(params)
         for i, param in enumerate(params):
-            if isinstance(param, np.ndarray) and not self.spec.takes(param.shape):
+            if not self.spec.takes(param.shape):
                 dims = " or ".join(f"{n}-D" for n in self.spec.ndims)
                 raise ValueError(
                     f"params[{i}] has shape {param.shape}: {type(self).__name__} takes {dims} "
@@ -537,14 +537,16 @@ class Optimizer:
             self._coupled_step(hyper)
         else:
             for bucket in self._buckets:
-                self._run(self._kernels, bucket, hyper)
+                seconds = self._run(self._kernels, bucket, hyper)
+                if seconds is not None:
+                    bucket.dispatch.record(seconds)
         if self._max_norm_in_use:  # set with the hyper table above
             self._apply_max_norm()
 
     def _run(self, kernels, bucket, hyper, count_empty=True):
         """One driver pair (serial, parallel) over ``bucket``, chosen by the dispatch mode;
-        returns the seconds it took where the auto dispatch times it (else None). A bucket
-        without work only counts the step."""
+        returns the seconds it took where the auto dispatch times it (else None), for the
+        caller to record. A bucket without work only counts the step."""
         if bucket.work.shape[0] == 0:
             if count_empty:
                 bucket.steps += 1
@@ -566,10 +568,7 @@ class Optimizer:
             return None
         start = time.perf_counter()
         (parallel if bucket.dispatch.parallel else serial)(*arguments)
-        seconds = time.perf_counter() - start
-        if kernels is self._kernels and not self.spec.coupled:
-            bucket.dispatch.record(seconds)
-        return seconds
+        return time.perf_counter() - start
 
     def _coupled_step(self, hyper):
         """A coupled spec's step: the reduce pass over every bucket, ``spec.combine`` of the

@@ -109,6 +109,20 @@ class Network(Problem):
         self.last_layer_grad_norms = []
         self._reset_state()
 
+    def _build_from_options(self, split):
+        """:meth:`_build` from the options of :func:`classifier_options`."""
+        config = self.config
+        self._build(
+            split,
+            parse_hidden(config["hidden"]),
+            activation=config["activation"],
+            init_kind=config["init"],
+            norm=config["norm"],
+            dropout=config["dropout"],
+            l1=config["l1"],
+            l2=config["l2"],
+        )
+
     def _reset_state(self):
         self.running_stats = [
             (np.zeros(width, self.dtype), np.ones(width, self.dtype)) for width in self.sizes[1:-1]
@@ -268,6 +282,29 @@ class Network(Problem):
 _ACTIVATION_NAMES = tuple(ACTIVATIONS)
 
 
+def classifier_options(hidden):
+    """The options of an MLP classifier (:meth:`Network._build_from_options`), in display
+    order, its hidden layer widths ``hidden`` by default."""
+    return {
+        "hidden": Option(
+            hidden, str, "hidden layer widths, comma-separated", validate=parse_hidden
+        ),
+        "activation": Option("relu", str, "hidden activation", _ACTIVATION_NAMES),
+        "init": Option("he", str, "weight initializer", INITS),
+        "norm": Option("none", str, "normalization before each activation", NORMS),
+        "dropout": Option(
+            0.0,
+            float,
+            "dropout probability after each activation",
+            low=0,
+            high=1,
+            high_open=True,
+        ),
+        "l1": Option(0.0, float, "L1 penalty l1 * sum|W| on the weights", low=0),
+        "l2": Option(0.0, float, "L2 penalty l2/2 * sum W^2 on the weights", low=0),
+    }
+
+
 class XorMLP(Network):
     """The XOR truth table (inputs 0/1, four rows) with a 2-4-1 network: one hidden layer of
     4 units, one logit scored by the logistic loss, Glorot-uniform weights. There is nothing
@@ -316,25 +353,7 @@ class DigitsMLP(Network):
     )
     options = MappingProxyType(
         {
-            "hidden": Option(
-                "128,64",
-                str,
-                "hidden layer widths, comma-separated",
-                validate=parse_hidden,
-            ),
-            "activation": Option("relu", str, "hidden activation", _ACTIVATION_NAMES),
-            "init": Option("he", str, "weight initializer", INITS),
-            "norm": Option("none", str, "normalization before each activation", NORMS),
-            "dropout": Option(
-                0.0,
-                float,
-                "dropout probability after each activation",
-                low=0,
-                high=1,
-                high_open=True,
-            ),
-            "l1": Option(0.0, float, "L1 penalty l1 * sum|W| on the weights", low=0),
-            "l2": Option(0.0, float, "L2 penalty l2/2 * sum W^2 on the weights", low=0),
+            **classifier_options("128,64"),
             "augment": Option(False, bool, "random one-pixel shifts of the training images"),
             "dtype": Option("float32", str, "dtype of data, parameters and computation", DTYPES),
         }
@@ -346,16 +365,7 @@ class DigitsMLP(Network):
         config = self.config
         self.data = digits_split(self.rng(0), np.dtype(config["dtype"]), augment=config["augment"])
         self.augment = config["augment"]
-        self._build(
-            self.data.split,
-            parse_hidden(config["hidden"]),
-            activation=config["activation"],
-            init_kind=config["init"],
-            norm=config["norm"],
-            dropout=config["dropout"],
-            l1=config["l1"],
-            l2=config["l2"],
-        )
+        self._build_from_options(self.data.split)
 
     def _batch_inputs(self, indices):
         if not self.augment:

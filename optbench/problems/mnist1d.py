@@ -9,7 +9,7 @@ import numpy as np
 from .. import init, nn
 from .base import DTYPES, Option
 from .data import Split
-from .mlp import _ACTIVATION_NAMES, INITS, NORMS, Network, parse_hidden
+from .mlp import Network, classifier_options
 from .mnist1d_data import mnist1d
 
 
@@ -34,22 +34,7 @@ class Mnist1dMLP(Network):
     description = "MNIST-1D signals (length 40, 10 classes), MLP 40-100-100-10 (ReLU, He init)"
     options = MappingProxyType(
         {
-            "hidden": Option(
-                "100,100", str, "hidden layer widths, comma-separated", validate=parse_hidden
-            ),
-            "activation": Option("relu", str, "hidden activation", _ACTIVATION_NAMES),
-            "init": Option("he", str, "weight initializer", INITS),
-            "norm": Option("none", str, "normalization before each activation", NORMS),
-            "dropout": Option(
-                0.0,
-                float,
-                "dropout probability after each activation",
-                low=0,
-                high=1,
-                high_open=True,
-            ),
-            "l1": Option(0.0, float, "L1 penalty l1 * sum|W| on the weights", low=0),
-            "l2": Option(0.0, float, "L2 penalty l2/2 * sum W^2 on the weights", low=0),
+            **classifier_options("100,100"),
             "dtype": Option("float32", str, "dtype of data, parameters and computation", DTYPES),
         }
     )
@@ -57,17 +42,7 @@ class Mnist1dMLP(Network):
 
     def __init__(self, seed=0, **options):
         super().__init__(seed, **options)
-        config = self.config
-        self._build(
-            mnist1d_split(np.dtype(config["dtype"])),
-            parse_hidden(config["hidden"]),
-            activation=config["activation"],
-            init_kind=config["init"],
-            norm=config["norm"],
-            dropout=config["dropout"],
-            l1=config["l1"],
-            l2=config["l2"],
-        )
+        self._build_from_options(mnist1d_split(np.dtype(self.config["dtype"])))
 
 
 class Mnist1dCNN(Network):

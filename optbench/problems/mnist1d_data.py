@@ -12,15 +12,14 @@ written atomically: a run interrupted while writing leaves no partial file.
 import contextlib
 import hashlib
 import json
-import os
 import random
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from ..kernels.drivers import cache_folder
+from ..tables import atomic_write
 
 TRAIN_SIZE, TEST_SIZE, LENGTH, CLASSES = 4000, 1000, 40, 10
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -68,19 +67,6 @@ def _generate(arguments):
     }
 
 
-def _write_atomically(path, arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 def _read(path):
     """The cached arrays, or None where the file is missing or unreadable."""
     try:
@@ -108,7 +94,7 @@ def mnist1d(cache=True):
         arrays = _generate(arguments)
         if cache:
             with contextlib.suppress(OSError):
-                _write_atomically(path, arrays)
+                atomic_write(path, lambda file: np.savez(file, **arrays), mode="wb")
     return {key: np.array(arrays[key]) for key in _KEYS}
 
 

@@ -531,55 +531,23 @@ def muon(
     param -= muon_lr(lr, adjust_lr_fn, param.shape) * update
 
 
-def muon_adamw(
-    param,
-    grad,
-    state,
-    step,
-    *,
-    lr,
-    weight_decay,
-    momentum,
-    nesterov,
-    ns_coefficients,
-    eps,
-    ns_steps,
-    adjust_lr_fn,
-    adamw_betas,
-    adamw_eps,
-    maximize,
-):
+def muon_adamw(param, grad, state, step, *, adamw_betas, adamw_eps, **options):
     """:func:`muon` on a matrix, AdamW (decoupled decay) with ``adamw_betas`` and
     ``adamw_eps`` on any other array; both with the same ``lr`` and ``weight_decay``."""
     if param.ndim == 2:
-        muon(
-            param,
-            grad,
-            state,
-            step,
-            lr=lr,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            nesterov=nesterov,
-            ns_coefficients=ns_coefficients,
-            eps=eps,
-            ns_steps=ns_steps,
-            adjust_lr_fn=adjust_lr_fn,
-            maximize=maximize,
-        )
+        muon(param, grad, state, step, **options)
         return
+    shared = {k: options[k] for k in ("lr", "weight_decay", "maximize")}
     adam(
         param,
         grad,
         state,
         step,
-        lr=lr,
         betas=adamw_betas,
         eps=adamw_eps,
-        weight_decay=weight_decay,
         amsgrad=False,
-        maximize=maximize,
         decoupled_weight_decay=True,
+        **shared,
     )
 
 
