@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import validation
-from .kernels import activations, convolution, losses, norms
+from .kernels import activations, attention, convolution, losses, norms
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Below this many elements a layer runs on the calling thread: waking Numba's thread pool
@@ -984,3 +984,192 @@ def conv1d_backward(dy, ctx):
     dx = np.empty(ctx.x_shape, dtype)
     convolution.fold(dcolumns, kernel_size, ctx.stride, ctx.padding, dx)
     return dx, dweight, dbias
+
+
+# --------------------------------------------------------------------------------------------
+# softmax, attention, embedding
+# --------------------------------------------------------------------------------------------
+# Below this many multiply-adds (B L S (E + Ev)) attention runs on the calling thread.
+ATTENTION_PARALLEL_MIN_WORK = 1 << 20
+
+
+class SoftmaxContext(NamedTuple):
+    """Saved by :func:`softmax`: the output, and the axis it was taken over."""
+
+    y: np.ndarray
+    dim: int
+
+
+def softmax(x, dim=-1):
+    """``y = exp(x - max) / sum(exp(x - max))`` along axis ``dim``, as ``F.softmax``; computed
+    in float64 and rounded once. Returns ``(y, ctx)``."""
+    _array("x", x)
+    dim = _axis("dim", dim, x.ndim)
+    rows = np.ascontiguousarray(np.moveaxis(x, dim, -1))
+    y = np.empty(rows.shape, x.dtype)
+    if rows.size:
+        attention.softmax_forward(rows.reshape(-1, rows.shape[-1]), y.reshape(-1, y.shape[-1]))
+    y = np.moveaxis(y, -1, dim)
+    return y, SoftmaxContext(y, dim)
+
+
+def softmax_backward(dy, ctx):
+    """``dx = y (dy - sum(y dy))``, the sum along the softmax's axis (in float64)."""
+    _check_context(ctx, SoftmaxContext)
+    y = ctx.y
+    _array("dy", dy)
+    if dy.dtype != y.dtype:
+        raise TypeError(f"dy has dtype {dy.dtype}; expected {y.dtype}")
+    if dy.shape != y.shape:
+        raise ValueError(f"dy must have shape {y.shape}, got {dy.shape}")
+    rows_y = np.ascontiguousarray(np.moveaxis(y, ctx.dim, -1))
+    rows_dy = np.ascontiguousarray(np.moveaxis(dy, ctx.dim, -1))
+    dx = np.empty(rows_y.shape, y.dtype)
+    if dx.size:
+        width = rows_y.shape[-1]
+        attention.softmax_backward(
+            rows_y.reshape(-1, width), rows_dy.reshape(-1, width), dx.reshape(-1, width)
+        )
+    return np.moveaxis(dx, -1, ctx.dim)
+
+
+def _dims(shape):
+    """``"2, 3, "`` for the leading axes (2, 3) of a shape message."""
+    return "".join(f"{n}, " for n in shape)
+
+
+def _axis(name, dim, ndim):
+    if not validation.is_integer(dim):
+        raise TypeError(f"{name} must be an int, got {type(dim).__name__}")
+    if ndim == 0 or not -ndim <= dim < ndim:
+        raise ValueError(f"{name}={dim} is out of range for an array of {ndim} dimensions")
+    return int(dim) % ndim
+
+
+class AttentionContext(NamedTuple):
+    """Saved by :func:`scaled_dot_product_attention`: the inputs as stacks of matrices, the
+    attention probabilities (B, L, S), the scale, the mask flag and the inputs' shapes."""
+
+    query: np.ndarray
+    key: np.ndarray
+    value: np.ndarray
+    probs: np.ndarray
+    scale: float
+    is_causal: bool
+    shapes: tuple
+
+
+def scaled_dot_product_attention(query, key, value, is_causal=False, scale=None):
+    """Attention, as ``F.scaled_dot_product_attention`` without a mask array or dropout:
+    ``out = softmax(scale query key^T) value`` over the last two axes, ``scale`` by default
+    ``1 / sqrt(E)``; with ``is_causal``, query ``i`` attends to keys ``j <= i`` only.
+
+    Products, softmax and sums run in float64 and are rounded once; the probabilities are kept
+    (in the inputs' dtype) for the backward pass. Small stacks run on the calling thread.
+
+    Parameters
+    ----------
+    query : float32 or float64 array, shape (..., L, E)
+    key : array of query's dtype, shape (..., S, E), the same leading axes (no broadcasting)
+    value : array of query's dtype, shape (..., S, Ev)
+    is_causal : bool
+    scale : float > 0 or None
+
+    Returns
+    -------
+    out : array of shape (..., L, Ev)
+    ctx : AttentionContext, for :func:`scaled_dot_product_attention_backward`
+    """
+    _array("query", query)
+    if query.ndim < 2:
+        raise ValueError(f"query must have shape (..., L, E), got {query.shape}")
+    leading, (length, size) = query.shape[:-2], query.shape[-2:]
+    _array("key", key)
+    _array("value", value)
+    for name, array in (("key", key), ("value", value)):
+        if array.dtype != query.dtype:
+            raise TypeError(f"{name} has dtype {array.dtype}; expected {query.dtype}")
+    if key.shape[:-2] != leading or key.ndim != query.ndim or key.shape[-1] != size:
+        raise ValueError(f"key must have shape ({_dims(leading)}S, {size}), got {key.shape}")
+    if value.ndim != query.ndim or value.shape[:-1] != key.shape[:-1]:
+        raise ValueError(
+            f"value must have shape ({_dims(key.shape[:-1])}Ev), as key's (..., S, E), "
+            f"got {value.shape}"
+        )
+    is_causal = validation.flag("is_causal", is_causal)
+    if scale is None:
+        scale = 1.0 / math.sqrt(size) if size else 1.0
+    else:
+        scale = validation.real("scale", scale, 0.0, low_open=True)
+    batch = math.prod(leading)
+    stacks = [_contiguous(a).reshape(batch, *a.shape[-2:]) for a in (query, key, value)]
+    q, k, v = stacks
+    probs = np.empty((q.shape[0], length, k.shape[1]), query.dtype)
+    out = np.empty((q.shape[0], length, v.shape[2]), query.dtype)
+    work = q.shape[0] * length * k.shape[1] * (size + v.shape[2])
+    forward = (
+        attention.attention_forward_parallel
+        if work >= ATTENTION_PARALLEL_MIN_WORK
+        else attention.attention_forward_serial
+    )
+    forward(q, k, v, scale, is_causal, probs, out)
+    shapes = (query.shape, key.shape, value.shape)
+    ctx = AttentionContext(q, k, v, probs, scale, is_causal, shapes)
+    return out.reshape(*leading, length, v.shape[2]), ctx
+
+
+def scaled_dot_product_attention_backward(dout, ctx):
+    """Gradients ``(dquery, dkey, dvalue)`` of :func:`scaled_dot_product_attention`:
+    ``dp = dout value^T``, ``ds = scale p (dp - rowsum(p dp))``, ``dquery = ds key``,
+    ``dkey = ds^T query``, ``dvalue = p^T dout``, in float64, rounded once."""
+    _check_context(ctx, AttentionContext)
+    q, k, v = ctx.query, ctx.key, ctx.value
+    query_shape, key_shape, value_shape = ctx.shapes
+    out_shape = (*query_shape[:-1], value_shape[-1])
+    dout = _like("dout", dout, q.dtype, out_shape).reshape(q.shape[0], q.shape[1], v.shape[2])
+    dq, dk, dv = np.empty(q.shape, q.dtype), np.empty(k.shape, q.dtype), np.empty(v.shape, q.dtype)
+    work = q.shape[0] * q.shape[1] * k.shape[1] * (q.shape[2] + v.shape[2])
+    backward = (
+        attention.attention_backward_parallel
+        if work >= ATTENTION_PARALLEL_MIN_WORK
+        else attention.attention_backward_serial
+    )
+    backward(q, k, v, ctx.probs, dout, ctx.scale, ctx.is_causal, dq, dk, dv)
+    return dq.reshape(query_shape), dk.reshape(key_shape), dv.reshape(value_shape)
+
+
+class EmbeddingContext(NamedTuple):
+    """Saved by :func:`embedding`: the flat indices and the weight's shape and dtype."""
+
+    indices: np.ndarray
+    shape: tuple
+    weight_shape: tuple
+    dtype: np.dtype
+
+
+def embedding(indices, weight):
+    """``y[...] = weight[indices[...]]``, as ``F.embedding``: rows of ``weight (V, E)`` picked
+    by an integer array of any shape, giving ``(*indices.shape, E)``. Returns ``(y, ctx)``."""
+    _array("weight", weight)
+    if weight.ndim != 2:
+        raise ValueError(f"weight must have shape (V, E), got {weight.shape}")
+    if not isinstance(indices, np.ndarray) or not np.issubdtype(indices.dtype, np.integer):
+        raise TypeError(f"indices must be an integer numpy array, got {_describe(indices)}")
+    flat = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
+    if flat.size and (flat.min() < 0 or flat.max() >= weight.shape[0]):
+        bad = int(np.flatnonzero((flat < 0) | (flat >= weight.shape[0]))[0])
+        raise ValueError(
+            f"indices hold {indices.reshape(-1)[bad]}, not a row index in [0, {weight.shape[0]})"
+        )
+    y = weight[flat].reshape(*indices.shape, weight.shape[1])
+    return y, EmbeddingContext(flat, indices.shape, weight.shape, weight.dtype)
+
+
+def embedding_backward(dy, ctx):
+    """``dweight[v] = sum of dy`` over the positions holding index ``v`` (float64 sums, in
+    order, rounded once); rows never picked get 0."""
+    _check_context(ctx, EmbeddingContext)
+    dy = _like("dy", dy, ctx.dtype, (*ctx.shape, ctx.weight_shape[1]))
+    dweight = np.empty(ctx.weight_shape)
+    attention.embedding_backward(ctx.indices, dy.reshape(-1, ctx.weight_shape[1]), dweight)
+    return dweight.astype(ctx.dtype)

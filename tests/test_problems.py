@@ -10,6 +10,7 @@ from optbench.problems import data
 from optbench.problems.base import Batch, Option
 
 SMALL_DIGITS = {"hidden": "7,5", "dtype": "float64"}
+SMALL_TRANSFORMER = {"modulus": 5, "d_model": 6, "heads": 2, "d_mlp": 7, "dtype": "float64"}
 
 # (problem, options, batch size): every problem, and the option combinations that change the
 # backward pass; small networks so that the differences stay cheap
@@ -40,6 +41,8 @@ GRADIENT_CASES = [
     ("deep_sigmoid_mlp", {"depth": 3, "width": 5, "dtype": "float64", "norm": "batch"}, 5),
     ("mnist1d_mlp", {"hidden": "6", "dtype": "float64", "l2": 0.1}, 4),
     ("mnist1d_cnn", {"channels": 3, "dtype": "float64", "l2": 0.1}, 4),
+    ("modular_addition", SMALL_TRANSFORMER, 5),
+    ("modular_addition", {**SMALL_TRANSFORMER, "layers": 2, "heads": 1, "l2": 0.1}, 5),
 ]
 
 
@@ -457,7 +460,7 @@ def test_registry_names_and_descriptions():
     assert list(problems.PROBLEMS) == [
         "quadratic", "noisy_quadratic", "rosenbrock", "beale", "saddle",
         "logistic_regression", "xor_mlp", "digits_mlp", "deep_sigmoid_mlp", "mnist1d_mlp",
-        "mnist1d_cnn",
+        "mnist1d_cnn", "modular_addition",
     ]  # fmt: skip
     for name, cls in problems.PROBLEMS.items():
         assert cls.name == name and cls.description and "\n" not in cls.description

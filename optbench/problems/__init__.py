@@ -1,4 +1,5 @@
-"""Training problems: closed-form test functions, logistic regression and MLPs.
+"""Training problems: closed-form test functions, logistic regression, MLPs, a CNN and a
+transformer.
 
 ``PROBLEMS`` maps each name to its class, in display order (plugins' and registered problems
 after the built-ins); :func:`make` builds one::
@@ -23,6 +24,7 @@ from .base import Batch, Evaluation, Option, Problem
 from .logistic import LogisticRegression
 from .mlp import DeepSigmoidMLP, DigitsMLP, XorMLP
 from .mnist1d import Mnist1dCNN, Mnist1dMLP
+from .transformer import ModularAddition
 
 ENTRY_POINT_GROUP = "optbench.problems"
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -40,6 +42,7 @@ BUILTIN = (
     DeepSigmoidMLP,
     Mnist1dMLP,
     Mnist1dCNN,
+    ModularAddition,
 )
 
 

@@ -341,3 +341,63 @@ def mse_loss_backward(dloss, prediction, target, reduction="mean"):
     prediction, target = _f64(prediction, target)
     scale = dloss / prediction.size if reduction == "mean" else dloss
     return 2.0 * (prediction - target) * scale
+
+
+# --------------------------------------------------------------------------------------------
+# softmax, attention, embedding
+# --------------------------------------------------------------------------------------------
+def softmax(x, dim=-1):
+    """``y = exp(x - max(x)) / sum(exp(x - max(x)))`` along ``dim``."""
+    (x,) = _f64(x)
+    shifted = np.exp(x - x.max(axis=dim, keepdims=True))
+    return shifted / shifted.sum(axis=dim, keepdims=True)
+
+
+def softmax_backward(dy, y, dim=-1):
+    """``dx = y (dy - sum(y dy))``, the sum along ``dim``."""
+    dy, y = _f64(dy, y)
+    return y * (dy - (y * dy).sum(axis=dim, keepdims=True))
+
+
+def _attention_scores(query, key, is_causal, scale):
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = scale * (query @ np.swapaxes(key, -1, -2))
+    if is_causal:
+        length, keys = scores.shape[-2:]
+        seen = np.tril(np.ones((length, keys), dtype=bool))
+        scores = np.where(seen, scores, -np.inf)
+    return scores, scale
+
+
+def scaled_dot_product_attention(query, key, value, is_causal=False, scale=None):
+    """``softmax(scale q k^T) v`` over the last two axes, ``scale = 1 / sqrt(E)`` by default;
+    with ``is_causal`` the scores above the diagonal are ``-inf``."""
+    query, key, value = _f64(query, key, value)
+    scores, _ = _attention_scores(query, key, is_causal, scale)
+    return softmax(scores) @ value
+
+
+def scaled_dot_product_attention_backward(dout, query, key, value, is_causal=False, scale=None):
+    """``(dq, dk, dv)``: with ``p = softmax(s)``, ``dv = p^T dout``, ``dp = dout v^T``,
+    ``ds = scale * p (dp - rowsum(p dp))``, ``dq = ds k``, ``dk = ds^T q``."""
+    dout, query, key, value = _f64(dout, query, key, value)
+    scores, scale = _attention_scores(query, key, is_causal, scale)
+    probs = softmax(scores)
+    dprobs = dout @ np.swapaxes(value, -1, -2)
+    dscores = scale * softmax_backward(dprobs, probs)
+    dvalue = np.swapaxes(probs, -1, -2) @ dout
+    return dscores @ key, np.swapaxes(dscores, -1, -2) @ query, dvalue
+
+
+def embedding(indices, weight):
+    """``y[...] = weight[indices[...]]``."""
+    (weight,) = _f64(weight)
+    return weight[indices]
+
+
+def embedding_backward(dy, indices, num_embeddings):
+    """``dweight[v] = sum of dy`` over the positions where ``indices == v``."""
+    (dy,) = _f64(dy)
+    dweight = np.zeros((num_embeddings, dy.shape[-1]))
+    np.add.at(dweight, np.asarray(indices).reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    return dweight
