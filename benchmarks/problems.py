@@ -1,5 +1,6 @@
 """One training step of every registry problem x batch size: gather the mini-batch, loss and
-gradient, SGD update.
+gradient, SGD update; and the training step of the networks compared with torch
+(``TrainingStepVsTorch``).
 
 ``time_steps`` runs ``steps_per_call(batch)`` steps per timed call (see ``common``), on
 mini-batches whose indices are drawn in ``setup`` from a fixed seed; the loop length depends on
@@ -18,8 +19,9 @@ import numpy as np
 
 from optbench import optim
 from optbench.problems import PROBLEMS
+from optbench.torch_models import TRAINING_PROBLEMS, training_steps
 
-from .common import SMOKE
+from .common import SMOKE, require_torch, torch
 
 BATCH_SIZES = [1, 32, 128, 1024, "full"]
 EXAMPLES_PER_CALL = 1_000 if SMOKE else 20_000
@@ -80,4 +82,35 @@ class TrainingStep:
     def time_steps(self, *_):
         step = self.step
         for _ in range(self.steps):
+            step()
+
+
+STEPS_VS_TORCH = 2 if SMOKE else 20
+
+
+@functools.cache
+def training_steps_vs_torch(name):
+    """``{implementation: step}`` of :func:`optbench.torch_models.training_steps` for problem
+    ``name`` at batch 32, float32 (torch's only where it is installed)."""
+    implementations = ("optbench", "torch") if torch is not None else ("optbench",)
+    return training_steps(PROBLEMS[name](seed=0), 32, implementations)
+
+
+class TrainingStepVsTorch:
+    """One training step (forward, loss, backward, Adam) of the networks that ``optbench
+    throughput`` compares with torch, batch 32, float32: optbench's, and the same network,
+    loss and optimizer in torch (``torch.optim.Adam(fused=True)``). ``STEPS_VS_TORCH`` steps per
+    timed call."""
+
+    params = (list(TRAINING_PROBLEMS), ["optbench", "torch"])
+    param_names = ("problem", "implementation")
+
+    def setup(self, name, implementation):
+        if implementation == "torch":
+            require_torch()
+        self.step = training_steps_vs_torch(name)[implementation]
+
+    def time_steps(self, *_):
+        step = self.step
+        for _ in range(STEPS_VS_TORCH):
             step()

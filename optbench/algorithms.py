@@ -1291,6 +1291,7 @@ MUON_ADAMW = OptimizerSpec(
     reference=reference.muon_adamw,
     update=matrices.muon_adamw_update,
     lr=1e-3,
+    hidden_matrices=True,
     variants=(
         *MUON_VARIANTS,
         Variant("adamw", {"adamw_betas": (0.8, 0.9), "adamw_eps": 1e-3, "maximize": True}),

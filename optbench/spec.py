@@ -361,6 +361,11 @@ class OptimizerSpec:
     ndims : the numbers of dimensions of the arrays the optimizer takes (Muon: ``(2,)``), or
         None for any; the constructor refuses other arrays, naming them, and the conformance
         checks reshape their arrays to fit (:func:`conforming_shape`).
+    hidden_matrices : True for an optimizer that tells weight matrices from the other arrays
+        by their number of dimensions (Muon with AdamW): the runner then gives it a problem's
+        hidden weight matrices as 2-D arrays (a convolution's filters as ``(C_out, C_in K)``)
+        and every other array (embeddings, the output layer, biases, gains) as 1-D
+        (:meth:`optbench.problems.Problem.as_matrices`), views of the same memory.
     to_eval, to_train : for an optimizer whose parameters hold a training point other than
         the weights to evaluate (Schedule-Free's y and x), ``f(param, state, options)`` moves
         one array from one to the other in place, ``state`` its buffers by name (views);
@@ -395,6 +400,7 @@ class OptimizerSpec:
     combined: tuple[str, ...] = ()
     traffic: Callable | None = None
     ndims: tuple[int, ...] | None = None
+    hidden_matrices: bool = False
     to_eval: Callable | None = None
     to_train: Callable | None = None
 
@@ -560,6 +566,10 @@ def _check_spec(spec):
         not spec.ndims or not all(isinstance(n, int) and n >= 0 for n in spec.ndims)
     ):
         fail("ndims must be None or a non-empty tuple of integers >= 0")
+    if not isinstance(spec.hidden_matrices, bool):
+        fail(f"hidden_matrices must be True or False, got {spec.hidden_matrices!r}")
+    if spec.hidden_matrices and spec.ndims is not None and not {1, 2} <= set(spec.ndims):
+        fail("hidden_matrices gives 1-D and 2-D arrays: ndims must allow both")
     if (spec.to_eval is None) != (spec.to_train is None):
         fail("to_eval and to_train come together: one moves the parameters, one moves back")
     for name in ("to_eval", "to_train", "traffic"):

@@ -5,8 +5,11 @@ options, float32 and float64, one flat array and 100 arrays of the same total) a
 normalization layers (forward then backward), next to their peers (:mod:`optbench.peers`: the
 NumPy reference, a careful in-place NumPy version and, when torch is importable,
 ``torch.optim`` for-loop / foreach / fused and torch's ATen normalization kernels) and to the
-STREAM kernels of :mod:`optbench.bandwidth` at the same working-set size. It returns one row per
-case (implementation x case x dtype x size x layout).
+STREAM kernels of :mod:`optbench.bandwidth` at the same working-set size; and one training
+step of whole networks (``digits_mlp``, ``mnist1d_cnn``, ``modular_addition``: forward, loss,
+backward, Adam), optbench's next to the same network, loss and optimizer in torch
+(:mod:`optbench.torch_models`). It returns one row per case (implementation x case x dtype x
+size x layout).
 
 Method
 ------
@@ -25,7 +28,9 @@ Method
   slice (several ms), which would dominate a mean; the 90th percentile shows how often.
 * Every function is compiled (or loaded from Numba's cache) and called once before any timing.
 * Numba and torch run ``threads`` threads each (``numba.set_num_threads``,
-  ``torch.set_num_threads``); the previous settings are restored afterwards.
+  ``torch.set_num_threads``); the previous settings are restored afterwards. A training step
+  of optbench runs its matrix products on one BLAS thread, as :mod:`optbench.runner` trains
+  (two spinning thread pools on the same cores slow each other down; see the runner).
 * The layers allocate their outputs at every call, as torch's do. With glibc's default malloc
   settings, whether those megabytes are handed back to the kernel when freed (and faulted in
   again, page by page, at the next call) depends on what else the heap holds: a LayerNorm
@@ -62,14 +67,16 @@ Columns
 group
     The cases measured side by side, e.g. "adam float32 1000000" (ratios are taken within it).
 case, kind
-    "adam", "layer_norm", "stream update"...; "optimizer", "norm" or "stream".
+    "adam", "layer_norm", "stream update", "mnist1d_cnn"...; "optimizer", "norm", "stream"
+    or "training".
 implementation
     "optbench", a peer ("numpy reference", "numpy in-place", "numpy newton-schulz" (Muon's
     matrix products alone), "torch for-loop", "torch foreach", "torch fused", "torch"), or
     "numba serial" / "numba parallel" (STREAM).
 dtype, n, layout, threads
     n counts elements (parameters in all, the input, or one STREAM array); layout is "flat",
-    "100 arrays" or a shape such as "4096x1024".
+    "100 arrays", a shape such as "4096x1024", or for a training step "batch 32" (its ``n``:
+    the network's parameters; its bytes, GB/s and roofline: NaN).
 mode
     "hot", or for :func:`dispatch_latency` "after sleep" and "after work".
 time_s, time_p25_s, time_p75_s, time_p90_s
@@ -87,6 +94,7 @@ cpu, python, numpy, numba, torch, numba_threading_layer, malloc
     The environment, the same on every row (``malloc``: see :func:`keep_freed_memory`).
 """
 
+import contextlib
 import ctypes
 import gc
 import math
@@ -98,8 +106,9 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from . import bandwidth, optim, peers, registry, startup, validation
+from . import bandwidth, optim, peers, problems, registry, startup, torch_models, validation
 
 DTYPES = ("float32", "float64")
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
@@ -117,6 +126,9 @@ OPTIMIZER_PEERS = (
     "torch fused",
 )
 NORM_PEERS = ("numpy reference", "numpy in-place", "torch")
+TRAINING_PROBLEMS = torch_models.TRAINING_PROBLEMS
+TRAINING_BATCH_SIZES = (32,)
+QUICK_TRAINING_BATCH_SIZES = (32,)
 PEERS = tuple(dict.fromkeys(OPTIMIZER_PEERS + NORM_PEERS))
 STREAM_KERNELS = bandwidth.KERNELS
 LATENCY_MODES = ("hot", "after sleep", "after work")
@@ -393,6 +405,29 @@ def _norm_cases(name, dtype, shape, wanted, torch, rng):
     return cases
 
 
+def _training_cases(name, dtype, batch_size, wanted, torch):
+    """One training step of problem ``name`` (forward, loss, backward, Adam), optbench's and,
+    if wanted and importable, torch's (:func:`optbench.torch_models.training_steps`)."""
+    problem = problems.make(name, dtype=dtype)
+    implementations = ("optbench", "torch") if torch is not None and "torch" in wanted else ()
+    steps = torch_models.training_steps(problem, batch_size, implementations or ("optbench",))
+    n = sum(p.size for p in problem.initial_params())
+    return [
+        Case(
+            case=name,
+            kind="training",
+            implementation=implementation,
+            dtype=dtype,
+            n=n,
+            layout=f"batch {batch_size}",
+            bytes=math.nan,
+            working_set_bytes=0,
+            call=step,
+        )
+        for implementation, step in steps.items()
+    ]
+
+
 def _stream_cases(working_set_bytes, dtype, threads, kernels):
     cases = []
     for kernel in kernels:
@@ -557,6 +592,9 @@ def measure(
     norms=True,
     norm_names=peers.NORMS,
     norm_shapes=None,
+    training=True,
+    training_problems=TRAINING_PROBLEMS,
+    training_batch_sizes=None,
     peer_names=PEERS,
     stream=STREAM_KERNELS,
     latency=True,
@@ -580,6 +618,9 @@ def measure(
     norm_names : subset of ("layer_norm", "batch_norm", "rms_norm").
     norm_shapes : (rows, features) pairs (default ``NORM_SHAPES``; ``QUICK_NORM_SHAPES`` if
         quick).
+    training : time one training step (forward, loss, backward, Adam) of whole networks.
+    training_problems : subset of ``TRAINING_PROBLEMS``.
+    training_batch_sizes : batch sizes of the training steps (default ``TRAINING_BATCH_SIZES``).
     peer_names : peers to time (default all; torch ones only when torch is importable).
     stream : STREAM kernels timed in every group (the roofline needs "update"; () for none).
     latency : also add :func:`dispatch_latency` rows (Adam and SGD, float32).
@@ -606,6 +647,19 @@ def measure(
     norm_shapes = _shapes(
         norm_shapes if norm_shapes is not None else QUICK_NORM_SHAPES if quick else NORM_SHAPES
     )
+    training_problems = (
+        _names("training_problems", training_problems, TRAINING_PROBLEMS) if training else ()
+    )
+    training_batch_sizes = tuple(
+        validation.integer("training_batch_sizes", size, 1)
+        for size in (
+            training_batch_sizes
+            if training_batch_sizes is not None
+            else QUICK_TRAINING_BATCH_SIZES
+            if quick
+            else TRAINING_BATCH_SIZES
+        )
+    )
     peer_names = tuple(peer_names)
     if peer_names:
         _names("peer_names", peer_names, PEERS)
@@ -625,30 +679,47 @@ def measure(
     global _FREED_MEMORY_KEPT
     _FREED_MEMORY_KEPT = _FREED_MEMORY_KEPT or keep_freed_memory()
     rng = np.random.default_rng(seed)
-    groups = [
-        ("optimizer", name, dtype, n) for name in optimizers for dtype in dtypes for n in sizes
-    ] + [
-        ("norm", name, dtype, shape)
-        for name in norm_names
-        for dtype in dtypes
-        for shape in norm_shapes
-    ]
+    groups = (
+        [("optimizer", name, dtype, n) for name in optimizers for dtype in dtypes for n in sizes]
+        + [
+            ("norm", name, dtype, shape)
+            for name in norm_names
+            for dtype in dtypes
+            for shape in norm_shapes
+        ]
+        + [
+            ("training", name, "float32", size)
+            for name in training_problems
+            for size in training_batch_sizes
+        ]
+    )
     rows = []
     with _Threads(threads, torch):
         for index, (kind, name, dtype, size) in enumerate(groups):
             if progress is not None:
                 progress(f"[{index + 1}/{len(groups)}] {name} {dtype} {size}")
+            blas = contextlib.nullcontext()
             if kind == "optimizer":
                 cases = _optimizer_cases(
                     registry.get(name), dtype, size, layouts, peer_names, torch, rng
                 )
-            else:
+            elif kind == "norm":
                 cases = _norm_cases(name, dtype, size, peer_names, torch, rng)
-            cases += _stream_cases(cases[0].working_set_bytes, dtype, threads, stream)
-            label = f"{size[0]}x{size[1]}" if kind == "norm" else size
+            else:
+                # as optbench.runner trains: Numba's threads for the layers, one BLAS thread
+                blas = threadpool_limits(1, user_api="blas")
+                cases = _training_cases(name, dtype, size, peer_names, torch)
+            if kind != "training":
+                cases += _stream_cases(cases[0].working_set_bytes, dtype, threads, stream)
+            label = size
+            if kind == "norm":
+                label = f"{size[0]}x{size[1]}"
+            elif kind == "training":
+                label = f"batch {size}"
             for case in cases:
                 case.group = f"{name} {dtype} {label}"
-            _run_rounds(cases, repeats, min_batch_seconds, settle_seconds)
+            with blas:
+                _run_rounds(cases, repeats, min_batch_seconds, settle_seconds)
             rows += _with_roofline(_rows(cases, threads))
             del cases
             gc.collect()
@@ -928,6 +999,22 @@ TARGETS = (
         0.95,
     ),
     ("LayerNorm forward+backward: vs torch", "norm", None, "case == 'layer_norm'", "vs_torch", 1.5),
+    (
+        "Training step of an MLP (digits_mlp), batch 32: vs torch",
+        "training",
+        None,
+        "case == 'digits_mlp' and layout == 'batch 32'",
+        "vs_torch",
+        1.5,
+    ),
+    (
+        "Training step of the CNN and the transformer, batch 32: vs torch",
+        "training",
+        None,
+        "case in ('mnist1d_cnn', 'modular_addition') and layout == 'batch 32'",
+        "vs_torch",
+        1.0,
+    ),
     (
         "BatchNorm (training) forward+backward, (N, C): vs torch",
         "norm",

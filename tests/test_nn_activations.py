@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from nn_helpers import DTYPES, assert_close, assert_gradients, numerical_gradients
+from nn_helpers import DTYPES, assert_close, assert_gradients, numerical_gradients, with_threads
 
 from optbench import nn
 from optbench.reference import nn as reference
@@ -298,3 +298,21 @@ def test_gelu_matches_torch(approximate, dtype, rng):
 def test_gelu_refuses_an_unknown_approximation():
     with pytest.raises(ValueError, match="approximate"):
         nn.gelu(np.zeros(3), approximate="sigmoid")
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_parallel_and_serial_agree_bit_for_bit(approximate, rng, monkeypatch):
+    x = (3 * rng.standard_normal(5000)).astype(np.float32)
+    x[:4] = [np.inf, -np.inf, np.nan, -0.0]
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+
+    def run():
+        y, ctx = nn.gelu(x, approximate=approximate)
+        return y, nn.gelu_backward(dy, ctx)
+
+    monkeypatch.setattr(nn, "GELU_PARALLEL_MIN_ELEMENTS", 1 << 62)
+    serial = run()
+    monkeypatch.setattr(nn, "GELU_PARALLEL_MIN_ELEMENTS", 0)
+    parallel = with_threads(2, run)
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)

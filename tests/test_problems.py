@@ -546,3 +546,29 @@ def test_option_interval_text():
     assert Option(1, int, "n", low=0, low_open=True).interval() == "> 0"
     assert Option(1, int, "n").interval() == ""
     assert isinstance(Batch(np.zeros((1, 1)), np.zeros(1, np.int64)).key, type(None))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "shapes"),
+    [
+        ("logistic_regression", {}, []),
+        ("digits_mlp", {"norm": "layer"}, [(64, 128), (128, 64)]),
+        ("mnist1d_cnn", {"channels": 4}, [(4, 5), (4, 12), (4, 12)]),
+        ("modular_addition", {"d_model": 8, "heads": 2, "d_mlp": 12, "layers": 2},
+         [(8, 24), (8, 8), (8, 12), (12, 8)] * 2),
+    ],
+)  # fmt: skip
+def test_hidden_matrices_are_2d_views_and_the_rest_1d(name, options, shapes):
+    problem = problems.make(name, **options)
+    params = problem.initial_params()
+    views = problem.as_matrices(params)
+    positions = problem.matrix_positions()
+    assert [views[i].shape for i in positions] == shapes
+    for i, (view, param) in enumerate(zip(views, params, strict=True)):
+        assert np.shares_memory(view, param)
+        assert view.ndim == (2 if i in positions else 1)
+    if positions:  # the output layer is not a hidden matrix
+        assert problem.n_params - 2 not in positions
+    last = len(params) - 1  # a bias: flattened, which a strided (4, 3) view cannot be
+    with pytest.raises(ValueError, match=rf"arrays\[{last}\] is not contiguous"):
+        problem.as_matrices([*params[:-1], np.zeros((4, 6))[:, :3]])

@@ -700,6 +700,11 @@ def test_profiles_are_consistent():
             assert hasattr(problem, "last_layer_grad_norms")
         for name in profile.trajectory_problems:
             assert profile.study(name) is not None, (profile.name, name)
+        if profile.grokking is not None:
+            study = profile.grokking.study
+            for _, optimizer, options in profile.grokking.runs:
+                grid = {**study.grid_arguments(), "optimizer_options": {optimizer: options}}
+                sweep.Grid(optimizers=(optimizer,), lrs=(profile.grokking.lr,), **grid)
         assert set(profile.batch_optimizers) | set(profile.norm_optimizers) <= set(
             profiles.ALL_OPTIMIZERS
         )

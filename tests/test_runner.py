@@ -24,6 +24,7 @@ BASE_COLUMNS = [
     "full_train_loss",
     "test_loss",
     "test_accuracy",
+    "train_accuracy",
     "distance_to_optimum",
     "grad_norm",
     "wall_time",
@@ -93,9 +94,21 @@ def test_record_of_a_data_problem_rows_and_evaluations():
     assert record.loc[evaluated, "step"].tolist() == [0, 8, 16]
     assert record.loc[evaluated, "full_train_loss"].notna().all()
     assert record.loc[evaluated, "test_accuracy"].between(0, 1).all()
+    assert record.loc[evaluated, "train_accuracy"].between(0, 1).all()
+    assert record.loc[~evaluated, "train_accuracy"].isna().all()
     assert record["full_train_loss"].iat[-1] < record["full_train_loss"].iat[0]
     assert record["distance_to_optimum"].isna().all()  # minimizer unknown
     assert record["batch_size"].iat[0] == 100
+
+
+def test_a_problem_evaluated_every_few_epochs_is_evaluated_then_and_at_the_end(monkeypatch):
+    problem = problems.make("logistic_regression")
+    monkeypatch.setattr(problem, "epochs_per_evaluation", 3)
+    record = runner.run("adam", problem, lr=0.01, batch_size=100, steps=60, log_every=100)
+    # epoch ends at multiples of 8 are logged; 24 and 48 are evaluated, and the last step
+    assert record["step"].tolist() == [0, 8, 16, 24, 32, 40, 48, 56, 60]
+    evaluated = record["test_loss"].notna()
+    assert record.loc[evaluated, "step"].tolist() == [0, 24, 48, 60]
 
 
 def test_record_matches_a_hand_written_loop():
@@ -379,3 +392,21 @@ def test_option_parsing_by_default_type():
 def test_bad_option_strings(optimizer, name, text, match):
     with pytest.raises(ValueError, match=match):
         runner.parse_optimizer_option(optimizer, name, text)
+
+
+def test_an_optimizer_of_matrices_gets_the_hidden_matrices_alone(monkeypatch):
+    seen = []
+    make = runner.optim.make
+
+    def spy(info, params, **options):
+        seen.append([p.shape for p in params])
+        return make(info, params, **options)
+
+    monkeypatch.setattr(runner.optim, "make", spy)
+    problem = problems.make("mnist1d_cnn", channels=3)
+    record = runner.run("muon_adamw", problem, lr=1e-3, batch_size=16, steps=2, evaluate=False)
+    assert record["train_loss"].iloc[1:].notna().all()
+    # three convolutions as (C_out, C_in K); their biases, the head and its bias flat
+    assert seen[-1] == [(3, 5), (3,), (3, 9), (3,), (3, 9), (3,), (150,), (10,)]
+    runner.run("adam", problem, lr=1e-3, batch_size=16, steps=1, evaluate=False)
+    assert seen[-1] == [p.shape for p in problem.initial_params()]

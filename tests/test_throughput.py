@@ -25,6 +25,7 @@ TINY = {
     "min_batch_seconds": 1e-4,
     "settle_seconds": 0,
     "latency": False,
+    "training": False,
 }
 
 
@@ -412,3 +413,52 @@ def test_kept_freed_memory_is_reused_without_page_faults():
     # by default the 8 MB blocks are unmapped when freed: about 20,000 faults (2 MB pages
     # where the kernel gives them); kept, about 500
     assert run("default")[1] > 10 * faults
+
+
+def test_training_steps_are_timed_side_by_side_with_torch():
+    frame = throughput.measure(
+        **{
+            **TINY,
+            "optimizers": (),
+            "norms": False,
+            "training": True,
+            "training_problems": ["digits_mlp"],
+            "training_batch_sizes": [16],
+            "peer_names": ["torch"],
+        }
+    )
+    rows = frame[frame["kind"] == "training"]
+    expected = {"optbench", "torch"} if throughput._import_torch() else {"optbench"}
+    assert set(rows["implementation"]) == expected
+    assert set(rows["layout"]) == {"batch 16"} and set(rows["case"]) == {"digits_mlp"}
+    # digits_mlp: 64 -> 128 -> 64 -> 10
+    assert (rows["n"] == 64 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10).all()
+    assert rows["roofline_fraction"].isna().all() and (rows["time_s"] > 0).all()
+    if "torch" in expected:
+        optbench_row = rows[rows["implementation"] == "optbench"].iloc[0]
+        torch_row = rows[rows["implementation"] == "torch"].iloc[0]
+        assert optbench_row["vs_torch"] == pytest.approx(
+            torch_row["time_s"] / optbench_row["time_s"]
+        )
+    assert throughput.table(frame, kinds=("training",))["case"].tolist() == ["digits_mlp"] * len(
+        expected
+    )
+
+
+def test_training_targets_cover_batch_32_rows():
+    frame = pd.DataFrame(
+        {
+            "implementation": ["optbench"] * 2,
+            "mode": ["hot"] * 2,
+            "dtype": ["float32"] * 2,
+            "group": ["g1", "g2"],
+            "kind": ["training"] * 2,
+            "case": ["digits_mlp", "modular_addition"],
+            "layout": ["batch 32"] * 2,
+            "n": [1, 2],
+            "vs_torch": [1.4, 1.1],
+        }
+    )
+    result = throughput.targets(frame)
+    assert result["met"].tolist() == [False, True]
+    assert result["case"].tolist() == ["digits_mlp batch 32", "modular_addition batch 32"]

@@ -1,7 +1,8 @@
 """``optbench throughput``: kernel speed against the memory roofline and against the peers.
 
 Prints one table of the hot timings (optimizers and normalization layers, see
-:func:`optbench.throughput.table`), one of the dispatch latencies (hot and after the threads
+:func:`optbench.throughput.table`), one of the training steps of whole networks against the
+same networks in torch (``--training``), one of the dispatch latencies (hot and after the threads
 idled) unless ``--no-latency``, the start-up costs with ``--startup``, and writes every row to
 ``--out`` as CSV (:func:`optbench.tables.write_csv`: atomically, floats exact), a path checked
 before anything is measured.
@@ -46,6 +47,15 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--norm-shapes", help="comma-separated ROWSxFEATURES, e.g. 32x1024,4096x4096"
+    )
+    parser.add_argument(
+        "--training",
+        default=",".join(throughput.TRAINING_PROBLEMS),
+        help="comma-separated problems whose training step is timed against torch (default "
+        "all of them); 'none' for none",
+    )
+    parser.add_argument(
+        "--batch-sizes", help="comma-separated batch sizes of the training steps (default 32)"
     )
     parser.add_argument(
         "--peers",
@@ -111,6 +121,10 @@ def command(args):
     norm_shapes = (
         comma_list("--norm-shapes", args.norm_shapes, _shape) if args.norm_shapes else None
     )
+    training = _choices("--training", args.training, throughput.TRAINING_PROBLEMS, allow_none=True)
+    batch_sizes = (
+        comma_list("--batch-sizes", args.batch_sizes, integer) if args.batch_sizes else None
+    )
     options = {
         "threads": integer("--threads", args.threads),
         "optimizers": optimizers,
@@ -120,6 +134,9 @@ def command(args):
         "norms": not args.no_norms,
         "norm_names": _choices("--norms", args.norms, peers.NORMS),
         "norm_shapes": norm_shapes,
+        "training_problems": training,
+        "training": bool(training),
+        "training_batch_sizes": batch_sizes,
         "peer_names": _choices("--peers", args.peers, throughput.PEERS, allow_none=True),
         "latency": not args.no_latency,
         "quick": args.quick,
@@ -139,6 +156,9 @@ def command(args):
             f"{environment['torch'] or 'not installed'}; {options['threads']} threads\n"
         )
     _print_table("Throughput (hot, median per call)", throughput.table(frame))
+    if options["training"]:
+        steps = throughput.table(frame, kinds=("training",)).drop(columns=["GB/s", "roof", "n"])
+        _print_table("Training step (forward, loss, backward, Adam; median per step)", steps)
     if options["latency"]:
         latency = throughput.table(frame, latency=True)
         _print_table("Dispatch latency (single steps: hot, after sleep, after work)", latency)

@@ -16,9 +16,9 @@ cannot depend on how the work is split between threads.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from ._config import INLINE, SERIAL
+from ._config import INLINE, PARALLEL, SERIAL
 
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -198,35 +198,63 @@ _SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi)
 _TANH_CUBIC = 0.044715
 
 
+@njit(**INLINE)
+def _gelu_shape(v, approximate_tanh):
+    """The transcendental part of GELU at ``v``, in float64: ``erf(v / sqrt 2)``, or with
+    ``approximate_tanh``, ``tanh(sqrt(2 / pi) (v + 0.044715 v^3))``. Kept by the forward pass,
+    so that the backward pass computes no erf (the costly part: about 10 ns)."""
+    if approximate_tanh:
+        return np.tanh(_SQRT_2_OVER_PI * (v + _TANH_CUBIC * v * v * v))
+    return math.erf(v * _SQRT_HALF)
+
+
+@njit(**INLINE)
+def _gelu_derivative(v, shape, approximate_tanh):
+    """``Phi(v) + v phi(v)``, ``phi`` the standard normal density, ``Phi = (1 + shape) / 2``;
+    or the derivative of the tanh form, ``shape`` its tanh (float64)."""
+    if approximate_tanh:
+        slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * v * v)
+        return 0.5 * (1.0 + shape) + 0.5 * v * (1.0 - shape**2) * slope
+    return 0.5 * (1.0 + shape) + v * _INV_SQRT_2PI * np.exp(-0.5 * v * v)
+
+
 @njit(**SERIAL)
-def gelu_forward(x, approximate_tanh, y):
-    """``y = x Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``; with ``approximate_tanh``,
-    ``Phi(x) ~ (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2``."""
+def gelu_forward(x, approximate_tanh, y, shape):
+    """``y = x Phi(x)``, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` (with ``approximate_tanh``:
+    ``Phi(x) ~ (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2``), rounded once; ``shape``
+    (float64, like x) gets the erf or tanh (see :func:`_gelu_shape`)."""
     t = y.dtype.type
     for j in range(x.size):
         v = np.float64(x[j])
-        if approximate_tanh:
-            cdf = 0.5 * (1.0 + np.tanh(_SQRT_2_OVER_PI * (v + _TANH_CUBIC * v * v * v)))
-        else:
-            cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-        y[j] = t(v * cdf)
+        shape[j] = _gelu_shape(v, approximate_tanh)
+        y[j] = t(v * (0.5 * (1.0 + shape[j])))
+
+
+@njit(**PARALLEL)
+def gelu_forward_parallel(x, approximate_tanh, y, shape):
+    """:func:`gelu_forward` with the elements spread over threads (the same results)."""
+    t = y.dtype.type
+    for j in prange(x.size):
+        v = np.float64(x[j])
+        shape[j] = _gelu_shape(v, approximate_tanh)
+        y[j] = t(v * (0.5 * (1.0 + shape[j])))
 
 
 @njit(**SERIAL)
-def gelu_backward(x, dy, approximate_tanh, dx):
-    """``dx = dy (Phi(x) + x phi(x))`` with ``phi`` the standard normal density; with
-    ``approximate_tanh`` the derivative of the tanh form."""
+def gelu_backward(x, shape, dy, approximate_tanh, dx):
+    """``dx = dy (Phi(x) + x phi(x))`` (see :func:`_gelu_derivative`), rounded once."""
     t = dx.dtype.type
     for j in range(x.size):
-        v = np.float64(x[j])
-        if approximate_tanh:
-            inner = _SQRT_2_OVER_PI * (v + _TANH_CUBIC * v * v * v)
-            tanh_inner = np.tanh(inner)
-            slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _TANH_CUBIC * v * v)
-            derivative = 0.5 * (1.0 + tanh_inner) + 0.5 * v * (1.0 - tanh_inner**2) * slope
-        else:
-            cdf = 0.5 * (1.0 + math.erf(v * _SQRT_HALF))
-            derivative = cdf + v * _INV_SQRT_2PI * np.exp(-0.5 * v * v)
+        derivative = _gelu_derivative(np.float64(x[j]), shape[j], approximate_tanh)
+        dx[j] = t(np.float64(dy[j]) * derivative)
+
+
+@njit(**PARALLEL)
+def gelu_backward_parallel(x, shape, dy, approximate_tanh, dx):
+    """:func:`gelu_backward` with the elements spread over threads (the same results)."""
+    t = dx.dtype.type
+    for j in prange(x.size):
+        derivative = _gelu_derivative(np.float64(x[j]), shape[j], approximate_tanh)
         dx[j] = t(np.float64(dy[j]) * derivative)
 
 

@@ -126,11 +126,13 @@ def _article(noun):
 
 class Evaluation(NamedTuple):
     """Losses of a parameter vector: the full training set, the held-out set (``None`` where a
-    problem has none) and the held-out accuracy (``None`` for problems that do not classify)."""
+    problem has none), the held-out accuracy and the training set's accuracy (``None`` for
+    problems that do not classify)."""
 
     train_loss: float
     test_loss: float | None
     test_accuracy: float | None
+    train_accuracy: float | None = None
 
 
 class Batch(NamedTuple):
@@ -150,7 +152,9 @@ class Problem(abc.ABC):
     problem whose loss is a fixed function (Rosenbrock, the quadratic) has ``n_train == 1`` and
     a single batch, ``None``, per epoch. ``optimum`` is the minimal training loss where it is
     known exactly, else ``None``; ``x_star`` the minimizer where known. ``min_batch_size`` is
-    the smallest batch a training step accepts (2 with BatchNorm).
+    the smallest batch a training step accepts (2 with BatchNorm). The runner evaluates the
+    full training and test sets every ``epochs_per_evaluation`` epochs (and after the last
+    step): more than 1 where an epoch is a few steps and training takes thousands.
     """
 
     name: ClassVar[str]
@@ -162,6 +166,7 @@ class Problem(abc.ABC):
     optimum: float | None = None
     x_star: np.ndarray | None = None
     min_batch_size: int = 1
+    epochs_per_evaluation: ClassVar[int] = 1
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def __init__(self, seed=0, **options):
@@ -239,6 +244,30 @@ class Problem(abc.ABC):
         if len(starts) > 1 and self.n_train - starts[-1] < self.min_batch_size:
             starts.pop()
         return list(zip(starts, [*starts[1:], self.n_train], strict=True))
+
+    def matrix_positions(self):
+        """Positions, in the parameter list, of the hidden weight matrices: the arrays an
+        optimizer of matrices (Muon) takes, never the embeddings, the output layer, biases or
+        gains. None by default; networks list theirs."""
+        return ()
+
+    def as_matrices(self, arrays):
+        """``arrays`` (parameters or gradients, in the problem's order) as an optimizer of
+        matrices sees them: every array of :meth:`matrix_positions` as a 2-D view, its first
+        dimension kept and the others merged (a convolution's ``(C_out, C_in, K)`` filters as
+        ``(C_out, C_in K)``), every other array as a 1-D view. The views share the arrays'
+        memory (they must be C-contiguous), so stepping them steps the arrays."""
+        matrices = set(self.matrix_positions())
+        views = []
+        for position, array in enumerate(arrays):
+            shape = (array.shape[0], -1) if position in matrices else (-1,)
+            view = array.reshape(shape)
+            if not np.shares_memory(view, array):
+                raise ValueError(
+                    f"arrays[{position}] is not contiguous: it has no view of that shape"
+                )
+            views.append(view)
+        return views
 
     def steps_per_epoch(self, batch_size):
         return len(self._cuts(self.check_batch_size(batch_size)))

@@ -79,4 +79,6 @@ class LogisticRegression(Problem):
         test_logits = data.x_test @ weights + bias
         test_loss, _ = binary_cross_entropy_with_logits(test_logits, data.y_test)
         accuracy = float(np.mean((test_logits > 0) == (data.y_test == 1)))
-        return Evaluation(train_loss, test_loss, accuracy)
+        train_logits = data.x_train @ weights + bias
+        train_accuracy = float(np.mean((train_logits > 0) == (data.y_train == 1)))
+        return Evaluation(train_loss, test_loss, accuracy, train_accuracy)

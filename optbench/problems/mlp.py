@@ -221,6 +221,11 @@ class Network(Problem):
     def _weights(self):
         return [layer.weight for layer in (*self.hidden_layers, self.output_layer)]
 
+    def matrix_positions(self):
+        """Every weight of :meth:`_weights` (which ends with the output layer's) but the output
+        layer's."""
+        return tuple(self._weights()[:-1])
+
     def _penalty(self, params, grads=None):
         """``l1 sum|W| + l2/2 sum W^2`` over the weights; adds its gradient to ``grads``."""
         if not (self.l1 or self.l2):
@@ -271,11 +276,15 @@ class Network(Problem):
         and accuracy, in eval mode: no dropout, BatchNorm with its running statistics."""
         self._unpack(params, self.n_params)
         split = self.split
-        train_loss, _ = self._data_loss(self._predict(params, split.x_train), split.y_train)
+        train_logits = self._predict(params, split.x_train)
+        train_loss, _ = self._data_loss(train_logits, split.y_train)
         test_logits = self._predict(params, split.x_test)
         test_loss, _ = self._data_loss(test_logits, split.y_test)
         return Evaluation(
-            train_loss + self._penalty(params), test_loss, self._accuracy(test_logits, split.y_test)
+            train_loss + self._penalty(params),
+            test_loss,
+            self._accuracy(test_logits, split.y_test),
+            self._accuracy(train_logits, split.y_train),
         )
 
 

@@ -150,6 +150,8 @@ def build(
         _batch_section(report, profile, tuned, out_dir, jobs, progress)
     with report.stage("normalization"):
         _normalization_section(report, profile, out_dir, jobs, progress)
+    with report.stage("grokking"):
+        _grokking_section(report, profile, out_dir, progress)
     with report.stage("EMA lesson"):
         _ema_section(report)
     if speeds is not None:
@@ -211,6 +213,14 @@ def _convergence_sections(report, profile, tuned, speeds):
         "seeds as a line, the interquartile range as a band. Problems with a known minimum f* "
         "show f - f*.",
     )
+    own = [s for s in profile.studies if s.lrs is not None]
+    if own:
+        report.text(
+            section,
+            "Studies with a grid of their own: "
+            + "; ".join(f"{s.label}: {', '.join(f'{lr:g}' for lr in s.lrs)}" for s in own)
+            + ".",
+        )
     finals = []
     for study in profile.studies:
         result = tuned[study.label]
@@ -489,6 +499,33 @@ def _normalization_section(report, profile, out_dir, jobs, progress):
         "vanishes on the way back to the input and the first layers barely learn. Input "
         f"layer's norm over the output layer's: {spans}.",
         [("", norms), ("-curves", curves)],
+    )
+
+
+def _grokking_section(report, profile, out_dir, progress):
+    setting = profile.grokking
+    if setting is None:
+        return
+    section = report.section("Grokking")
+    study = setting.study
+    specs, labels = [], []
+    for label, optimizer, options in setting.runs:
+        for seed in setting.seeds:
+            specs.append(runs.run_spec(study, optimizer, setting.lr, seed, options))
+            labels.append(label)
+    log = runs.cached_runs(specs, out_dir, f"{study.key}-grokking", progress=progress)
+    log["label"] = np.asarray(labels)[log["run"].to_numpy()]
+    data = convergence.evaluation_data(log, "label")
+    report.figure(
+        section,
+        "grokking",
+        convergence.grokking_figure(data),
+        f"{study.label}: accuracy on the training pairs and on the held-out pairs against "
+        f"steps, batch {study.batch_size}, lr {setting.lr:g} (median and IQR over seeds "
+        f"{list(setting.seeds)}). Both runs memorize the training pairs within a few hundred "
+        "steps; with weight decay the network later generalizes, test accuracy jumping from "
+        "chance to 1; without it, test accuracy stays near chance for the whole budget.",
+        data,
     )
 
 

@@ -270,7 +270,11 @@ def trajectories_figure(problem, paths, lr_paths, *, lr_optimizer):
 def evaluation_data(log, group):
     """Median and IQR over seeds of the full-batch training loss, held-out loss and accuracy at
     the evaluation points, per (``group``, optimizer, step)."""
-    columns = [c for c in ("full_train_loss", "test_loss", "test_accuracy") if log[c].notna().any()]
+    columns = [
+        c
+        for c in ("full_train_loss", "test_loss", "test_accuracy", "train_accuracy")
+        if c in log and log[c].notna().any()
+    ]
     frames = []
     for (name, optimizer), runs in log.groupby([group, "optimizer"], sort=False):
         evaluated = runs[runs["full_train_loss"].notna() | runs["diverged"]]
@@ -344,6 +348,24 @@ def normalization_figure(data):
             ax.set_xlabel("epochs")
             ax.set_ylabel(f"{optimizer}: {metric.replace('_', ' ')}")
     axes[0, 0].legend(loc="best", title="norm")
+    return fig
+
+
+def grokking_figure(data):
+    """Training and test accuracy against steps (median and IQR over seeds), one line per
+    run label (``data``: :func:`evaluation_data` grouped by ``label``)."""
+    labels = list(dict.fromkeys(data["label"]))
+    metrics = (("train_accuracy", "training accuracy"), ("test_accuracy", "test accuracy"))
+    fig, axes = figures.new_figure(1, 2, width=8.0)
+    for col, (metric, title) in enumerate(metrics):
+        ax = axes[0, col]
+        for label in labels:
+            line = data[(data["label"] == label) & (data["metric"] == metric)]
+            _band(ax, line, "step", figures.color(label, labels), label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("steps")
+        ax.set_ylabel(title)
+    axes[0, 0].legend(loc="best")
     return fig
 
 

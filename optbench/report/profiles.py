@@ -31,8 +31,9 @@ def _frozen(mapping):
 @dataclass(frozen=True)
 class Study:
     """One problem as the runs see it: its options, batch size and budget (``epochs`` or
-    ``steps``), logging interval, and the target loss of the ranking (``None``: Moré and
-    Wild's target, see :mod:`.ranking`)."""
+    ``steps``), logging interval, the target loss of the ranking (``None``: Moré and Wild's
+    target, see :mod:`.ranking`), and the learning rates tuned on it (``None``: the
+    profile's)."""
 
     problem: str
     options: Mapping = field(default_factory=dict)
@@ -41,6 +42,7 @@ class Study:
     steps: int | None = None
     log_every: int = 1
     target: float | None = None
+    lrs: tuple[float, ...] | None = None
 
     def __post_init__(self):
         from .. import problems
@@ -96,6 +98,31 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class Grokking:
+    """Runs of ``modular_addition`` at one setting, each optimizer with its options: train and
+    test accuracy against steps, where weight decay decides whether the network generalizes
+    (see :class:`optbench.problems.transformer.ModularAddition`). ``runs``: (label, optimizer,
+    options) triples, all at ``lr``."""
+
+    study: Study
+    lr: float
+    runs: tuple[tuple[str, str, Mapping], ...]
+    seeds: tuple[int, ...] = (0,)
+
+
+# Adam's and AdamW's defaults but beta2 = 0.98, batch 512, lr 1e-3 (the README's setting)
+_GROKKING_BETAS = (0.9, 0.98)
+GROKKING = Grokking(
+    study=Study("modular_addition", batch_size=512, steps=6000),
+    lr=1e-3,
+    runs=(
+        ("AdamW, weight decay 1", "adamw", {"betas": _GROKKING_BETAS, "weight_decay": 1.0}),
+        ("Adam, no weight decay", "adam", {"betas": _GROKKING_BETAS}),
+    ),
+)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -124,6 +151,7 @@ class Profile:
     grad_optimizer: str = "sgd"
     grad_lr: float = 0.1
     throughput: Throughput | None = None
+    grokking: Grokking | None = None
 
     def study(self, problem):
         """The study of ``problem`` (by name), or ``None``."""
@@ -161,6 +189,16 @@ TINY = Profile(
     throughput=Throughput(
         sizes=(1_000,), repeats=3, min_batch_seconds=0.002, norm_shapes=((16, 64),)
     ),
+    grokking=Grokking(
+        study=Study(
+            "modular_addition",
+            {"modulus": 11, "d_model": 8, "heads": 2, "d_mlp": 16},
+            batch_size=16,
+            steps=24,
+        ),
+        lr=1e-2,
+        runs=GROKKING.runs,
+    ),
 )
 
 QUICK = Profile(
@@ -183,6 +221,8 @@ QUICK = Profile(
         Study("saddle", steps=300),
         Study("logistic_regression", epochs=5),
         Study("digits_mlp", epochs=5),
+        # a CNN in the budget: 3 epochs, 4 rates a decade apart
+        Study("mnist1d_cnn", epochs=3, lrs=(1e-4, 1e-3, 1e-2, 1e-1)),
     ),
     lrs=WIDE_LRS,
     search_seeds=(0,),
@@ -211,6 +251,8 @@ FULL = Profile(
         Study("xor_mlp", batch_size=4, steps=2000, log_every=5),
         Study("digits_mlp", epochs=30),
         Study("deep_sigmoid_mlp", epochs=30),
+        Study("mnist1d_mlp", epochs=30),
+        Study("mnist1d_cnn", epochs=30),
     ),
     lrs=WIDE_LRS,
     search_seeds=(0, 1),
@@ -240,6 +282,7 @@ FULL = Profile(
         repeats=7,
         norm_shapes=((32, 1024), (256, 1024), (512, 768), (4096, 1024), (4096, 4096)),
     ),
+    grokking=GROKKING,
 )
 
 PROFILES = {profile.name: profile for profile in (TINY, QUICK, FULL)}

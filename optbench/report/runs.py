@@ -24,7 +24,7 @@ def tune_study(study, optimizers, profile, out_dir, *, jobs=1, progress=True):
     ``out_dir/runs/<study.key>`` (shared by every section that tunes the same study)."""
     grid = sweep.Grid(
         optimizers=tuple(optimizers),
-        lrs=profile.lrs,
+        lrs=study.lrs if study.lrs is not None else profile.lrs,
         seeds=profile.search_seeds,
         **study.grid_arguments(),
     )
@@ -50,9 +50,10 @@ def fixed_lr_runs(study, optimizer, lr, batch_sizes, seeds, out_dir, *, jobs=1, 
     return sweep.sweep(grid, out=out, jobs=jobs, progress=progress)
 
 
-def run_spec(study, optimizer, lr, seed, **record):
-    """The cell spec of one run of ``optimizer`` at ``lr`` on ``study`` with ``seed``;
-    ``record`` adds runner flags (``record_params=True``, ``record_layer_grad_norms=True``)."""
+def run_spec(study, optimizer, lr, seed, optimizer_options=None, **record):
+    """The cell spec of one run of ``optimizer`` (with ``optimizer_options``) at ``lr`` on
+    ``study`` with ``seed``; ``record`` adds runner flags (``record_params=True``,
+    ``record_layer_grad_norms=True``)."""
     return {
         "problem": study.problem,
         "optimizer": optimizer,
@@ -61,7 +62,7 @@ def run_spec(study, optimizer, lr, seed, **record):
         "seed": int(seed),
         "epochs": study.epochs,
         "steps": study.steps,
-        "optimizer_options": {},
+        "optimizer_options": dict(optimizer_options or {}),
         "problem_options": dict(study.options),
         "schedule": None,
         "schedule_options": {},
