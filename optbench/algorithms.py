@@ -32,6 +32,7 @@ from .spec import (
     GroupScalar,
     Integer,
     LogUniform,
+    OneMinusLogUniform,
     OneOf,
     OptimizerSpec,
     Real,
@@ -46,7 +47,7 @@ BETAS = Reals("betas", (0.9, 0.999), names=("beta1", "beta2"), doc="moment decay
 LR_SPACE = LogUniform(1e-5, 1.0)
 ADAPTIVE_SPACE = {
     "lr": LogUniform(1e-5, 1e-1),
-    "betas": Uniform(0.5, 0.999),
+    "betas[0]": OneMinusLogUniform(1e-3, 0.5),
     "weight_decay": LogUniform(1e-6, 1e-1),
 }
 BETA_ERRORS = (

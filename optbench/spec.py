@@ -284,19 +284,46 @@ class LogUniform:
     low: float
     high: float
 
+    def value(self, u):
+        """The value at ``u`` in [0, 1) of the unit interval."""
+        return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+
+
+@dataclass(frozen=True)
+class OneMinusLogUniform:
+    """``1 - x`` with ``x`` log-uniform in ``[low, high]``: decay rates near 1 (momentum, a
+    beta), sampled as densely between 0.99 and 0.999 as between 0.9 and 0.99."""
+
+    low: float
+    high: float
+
+    def value(self, u):
+        return 1.0 - LogUniform(self.low, self.high).value(1.0 - u)
+
 
 @dataclass(frozen=True)
 class Uniform:
+    """``uniform(low, high)``."""
+
     low: float
     high: float
+
+    def value(self, u):
+        return self.low + u * (self.high - self.low)
 
 
 @dataclass(frozen=True)
 class Choice:
+    """One of ``values``, each as likely."""
+
     values: tuple
 
+    def value(self, u):
+        return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
 
-DIMENSIONS = (LogUniform, Uniform, Choice)
+
+DIMENSIONS = (LogUniform, OneMinusLogUniform, Uniform, Choice)
+ELEMENT_KEY = re.compile(r"(?P<name>[a-z_][a-z0-9_]*)\[(?P<index>[0-9]+)\]\Z")
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,7 +354,9 @@ class OptimizerSpec:
         first is the defaults.
     error_inputs : options the constructor must refuse, with the message expected.
     converges : ``{problem name: options}`` that reach the problem's optimum.
-    search_space : ``{option: LogUniform | Uniform | Choice}`` for tuning; ``lr`` at least.
+    search_space : ``{option: LogUniform | OneMinusLogUniform | Uniform | Choice}`` for
+        tuning (:mod:`optbench.tuning`); ``lr`` at least. A key ``name[i]`` searches element
+        ``i`` of a tuple option (``betas[0]``: beta1), its other elements kept.
     torch_peer : the ``torch.optim`` class with the same algorithm, or None.
     inplace_peer : ``update(param, grad, state, scratch, step, options)``, a NumPy version that
         writes into preallocated buffers (``optbench.reference.inplace``), or None.
@@ -598,10 +627,36 @@ def _check_examples(spec, names, fail):
     if "lr" not in spec.search_space:
         fail("search_space must declare lr")
     for option, dimension in spec.search_space.items():
-        if option not in names:
+        element = ELEMENT_KEY.match(option)
+        name = element["name"] if element else option
+        if name not in names:
             fail(f"search_space names no hyperparameter: {option!r}")
+        if element:
+            hyperparameter = spec.hyperparameters[names.index(name)]
+            if not isinstance(hyperparameter, Reals):
+                fail(f"search_space[{option!r}]: {name} is not a tuple of numbers")
+            elif int(element["index"]) >= len(hyperparameter.default):
+                fail(f"search_space[{option!r}]: {name} has {len(hyperparameter.default)} elements")
         if not isinstance(dimension, DIMENSIONS):
-            fail(f"search_space[{option!r}] must be a LogUniform, Uniform or Choice")
+            fail(
+                f"search_space[{option!r}] must be a LogUniform, OneMinusLogUniform, Uniform "
+                "or Choice"
+            )
+        elif isinstance(dimension, Choice):
+            if not dimension.values:
+                fail(f"search_space[{option!r}] is a Choice of nothing")
+        elif not (
+            validation.is_real(dimension.low)
+            and validation.is_real(dimension.high)
+            and math.isfinite(dimension.low)
+            and math.isfinite(dimension.high)
+            and dimension.low < dimension.high
+            and (dimension.low > 0 or isinstance(dimension, Uniform))
+        ):
+            fail(
+                f"search_space[{option!r}]: needs finite low < high"
+                + ("" if isinstance(dimension, Uniform) else ", low > 0")
+            )
     for error_input in spec.error_inputs:
         if not (isinstance(error_input.error, type) and issubclass(error_input.error, Exception)):
             fail("every error input's error must be an exception class")

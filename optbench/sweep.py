@@ -459,6 +459,22 @@ def _client(client, scheduler):
         yield connected
 
 
+def run_cells(cells, out=None, *, jobs=1, client=None, scheduler=None, progress=True, desc="cells"):
+    """Run the cell specs ``cells`` (dicts as :meth:`Grid.cells` makes them) as :func:`sweep`
+    runs a grid's, resumable under ``out``; return their records in the order of ``cells``."""
+    _check_backend(jobs, client, scheduler)
+    if out is not None:
+        check_out(out)
+    with _client(client, scheduler) as connected:
+        return _run_cells(list(cells), out, jobs, connected, progress, desc)
+
+
+def locked(out):
+    """A context holding the exclusive lock of a campaign's directory ``out`` (made if
+    missing): a second campaign on it is refused with :class:`OutputInUse`."""
+    return _locked(out, out)
+
+
 def sweep(grid, out=None, jobs=1, client=None, progress=True, *, scheduler=None):
     """Run every cell of ``grid`` and return the table (see the module docstring).
 

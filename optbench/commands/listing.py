@@ -1,6 +1,7 @@
 """``optbench list``: the problems, optimizers and schedules, with their options."""
 
 from .. import problems, registry, runner, schedules
+from ..spec import Choice, LogUniform, OneMinusLogUniform
 from . import UsageError
 
 SECTIONS = ("problems", "optimizers", "schedules")
@@ -41,11 +42,22 @@ def _optimizers():
             if h.in_signature and h.name != "lr":
                 doc = f": {h.doc}" if h.doc else ""
                 lines.append(f"      {h.name:24} {h.describe()}{doc}")
+        space = ", ".join(f"{key} {_dimension(d)}" for key, d in spec.search_space.items())
+        lines.append(f"      {'search space':24} {space} (optbench tune)")
     lines.append("  every optimizer also takes")
     defaults = runner.optimizer_option_defaults(registry.OPTIMIZERS[0])
     for option, text in EXTRA_HELP.items():
         lines.append(f"      {option:24} {text} (default {defaults[option]!r})")
     return lines
+
+
+def _dimension(dimension):
+    """``log[1e-05, 0.1]``, ``1-log[0.001, 0.5]``, ``[0, 0.99]`` or ``{False, True}``."""
+    if isinstance(dimension, Choice):
+        return "{" + ", ".join(map(str, dimension.values)) + "}"
+    bounds = f"[{dimension.low:g}, {dimension.high:g}]"
+    prefix = {LogUniform: "log", OneMinusLogUniform: "1-log"}.get(type(dimension), "")
+    return prefix + bounds
 
 
 def _schedule_option(option, spec):
