@@ -177,6 +177,79 @@ class OneCycle:
 
 
 @dataclass(frozen=True)
+class LinearDecay:
+    """``lr(t) = lr (end_factor + (1 - end_factor)(1 - t / total_steps))`` for ``t <=
+    total_steps``, ``lr end_factor`` after (torch ``LinearLR`` from 1 to ``end_factor``): with
+    ``end_factor = 0`` the last step of a run of ``total_steps`` takes ``lr / total_steps``."""
+
+    lr: float
+    total_steps: int
+    end_factor: float = 0.0
+
+    def __post_init__(self):
+        validation.real("lr", self.lr)
+        validation.integer("total_steps", self.total_steps, 1)
+        validation.real("end_factor", self.end_factor, 0.0, 1.0)
+
+    def __call__(self, step):
+        remaining = 1.0 - min(step, self.total_steps) / self.total_steps
+        return self.lr * (self.end_factor + (1.0 - self.end_factor) * remaining)
+
+
+@dataclass(frozen=True)
+class WarmupStableDecay:
+    """Warmup-stable-decay's stable and decay phases (Hu et al. 2024, "MiniCPM"): ``lr`` until
+    the last ``decay_fraction`` of ``total_steps``, then down to ``lr final_factor`` at
+    ``t = total_steps``, linearly or as ``1 - sqrt`` of the decay's progress ``s``:
+    ``lr (final + (1 - final)(1 - s))`` or ``lr (final + (1 - final)(1 - sqrt(s)))``. The
+    warm-up is the common :class:`Warmup` in front (``warmup`` or ``warmup_fraction``)."""
+
+    lr: float
+    total_steps: int
+    decay_fraction: float = 0.2
+    final_factor: float = 0.0
+    shape: str = "linear"
+
+    def __post_init__(self):
+        validation.real("lr", self.lr)
+        validation.integer("total_steps", self.total_steps, 1)
+        validation.real("decay_fraction", self.decay_fraction, 0.0, 1.0, low_open=True)
+        validation.real("final_factor", self.final_factor, 0.0, 1.0)
+        validation.choice("shape", self.shape, ("linear", "sqrt"))
+
+    @property
+    def decay_start(self):
+        """The first step of the decay phase."""
+        return self.total_steps - max(1, round(self.decay_fraction * self.total_steps))
+
+    def __call__(self, step):
+        start = self.decay_start
+        if step < start:
+            return self.lr
+        progress = min(step - start, self.total_steps - start) / (self.total_steps - start)
+        if self.shape == "sqrt":
+            progress = math.sqrt(progress)
+        return self.lr * (self.final_factor + (1.0 - self.final_factor) * (1.0 - progress))
+
+
+@dataclass(frozen=True)
+class InverseSquareRoot:
+    """``lr(t) = lr min(1, sqrt(timescale / t))``: constant for ``timescale`` steps, then
+    proportional to ``1 / sqrt(t)`` (with a warm-up of ``timescale`` steps in front, the
+    schedule of "Attention is all you need")."""
+
+    lr: float
+    timescale: int
+
+    def __post_init__(self):
+        validation.real("lr", self.lr)
+        validation.integer("timescale", self.timescale, 1)
+
+    def __call__(self, step):
+        return self.lr * math.sqrt(self.timescale / max(step, self.timescale))
+
+
+@dataclass(frozen=True)
 class Warmup:
     """Linear warm-up in front of any schedule: ``lr(t) = inner(t) * f(t)`` with ``f`` rising
     linearly from ``start_factor`` at ``t = 0`` to 1 at ``t = steps`` (torch ``LinearLR``
@@ -306,6 +379,19 @@ def _build_range_test(lr, total_steps, max_lr=10.0):
     return RangeTest(lr, max_lr, total_steps)
 
 
+def _build_linear(lr, total_steps, end_factor=0.0):
+    return LinearDecay(lr, total_steps, end_factor)
+
+
+def _build_wsd(lr, total_steps, decay_fraction=0.2, final_factor=0.0, shape="linear"):
+    return WarmupStableDecay(lr, total_steps, decay_fraction, final_factor, shape)
+
+
+def _build_inverse_sqrt(lr, total_steps, timescale=None):
+    timescale = max(1, total_steps // 10) if timescale is None else timescale
+    return InverseSquareRoot(lr, timescale)
+
+
 _ETA_MIN = ScheduleOption(0.0, float, "floor of the cosine")
 
 SCHEDULES = {
@@ -373,6 +459,34 @@ SCHEDULES = {
             },
         ),
         ScheduleInfo(
+            "linear",
+            "lr (end_factor + (1 - end_factor)(1 - t / run)): linear decay, to zero by default "
+            "(torch LinearLR)",
+            _build_linear,
+            {"end_factor": ScheduleOption(0.0, float, "lr factor reached at the run's end")},
+        ),
+        ScheduleInfo(
+            "wsd",
+            "warmup-stable-decay: lr, then down over the last decay_fraction of the run to "
+            "lr * final_factor (warm-up: warmup or warmup_fraction)",
+            _build_wsd,
+            {
+                "decay_fraction": ScheduleOption(0.2, float, "fraction of the run decaying"),
+                "final_factor": ScheduleOption(0.0, float, "lr factor reached at the run's end"),
+                "shape": ScheduleOption("linear", str, "decay: linear or sqrt (1 - sqrt)"),
+            },
+        ),
+        ScheduleInfo(
+            "inverse_sqrt",
+            "lr min(1, sqrt(timescale / t)): constant, then 1 / sqrt(t)",
+            _build_inverse_sqrt,
+            {
+                "timescale": ScheduleOption(
+                    None, int, "steps before the decay starts (a tenth of the run)"
+                )
+            },
+        ),
+        ScheduleInfo(
             "range_test",
             "exponential ramp from lr to max_lr over the run (the LR range test)",
             _build_range_test,
@@ -384,6 +498,9 @@ SCHEDULES = {
 # Options every named schedule takes: a linear warm-up in front of it (see :class:`Warmup`).
 WARMUP_OPTIONS = {
     "warmup": ScheduleOption(0, int, "linear warm-up steps in front of the schedule (0: none)"),
+    "warmup_fraction": ScheduleOption(
+        0.0, float, "warm-up as a fraction of the run, instead of warmup (0: none)"
+    ),
     "warmup_start_factor": ScheduleOption(1.0 / 3.0, float, "warm-up's first factor"),
 }
 
@@ -404,8 +521,9 @@ def get_schedule(name):
 def make(name, lr, *, total_steps, **options):
     """The schedule called ``name`` at nominal rate ``lr`` for a run of ``total_steps`` steps.
 
-    ``options`` are those of ``schedule_options(name)``; ``warmup=k`` (k > 0) wraps the result
-    in :class:`Warmup`. Unknown options and bad values raise ``ValueError`` naming them.
+    ``options`` are those of ``schedule_options(name)``; ``warmup=k`` (k > 0), or
+    ``warmup_fraction=f`` (``k = max(1, round(f total_steps))``), wraps the result in
+    :class:`Warmup`. Unknown options and bad values raise ``ValueError`` naming them.
     """
     info = get_schedule(name)
     valid = schedule_options(name)
@@ -418,6 +536,12 @@ def make(name, lr, *, total_steps, **options):
     for option, value in options.items():
         valid[option].check_type(option, value)
     warmup = options.pop("warmup", 0)
+    fraction = options.pop("warmup_fraction", 0.0)
+    validation.real("warmup_fraction", fraction, 0.0, 1.0, high_open=True)
+    if fraction:
+        if warmup:
+            raise ValueError("give warmup or warmup_fraction, not both")
+        warmup = max(1, round(fraction * total_steps))
     start_factor = options.pop("warmup_start_factor", WARMUP_OPTIONS["warmup_start_factor"].default)
     schedule = info.build(lr, total_steps, **options)
     if warmup:

@@ -130,6 +130,12 @@ def test_named_schedule_with_warmup():
         ("cosine", {"warmup": -2}, "steps"),
         ("cosine", {"warmup": 0.5}, "warmup must be a int"),
         ("step", {"gamma": "0.5"}, "gamma must be a float"),
+        ("linear", {"end_factor": 1.5}, "end_factor"),
+        ("wsd", {"decay_fraction": 0.0}, "decay_fraction"),
+        ("wsd", {"shape": "cosine"}, "shape"),
+        ("inverse_sqrt", {"timescale": 0}, "timescale"),
+        ("wsd", {"warmup_fraction": 1.0}, "warmup_fraction"),
+        ("wsd", {"warmup_fraction": 0.1, "warmup": 5}, "warmup or warmup_fraction, not both"),
     ],
 )
 def test_bad_named_schedule(name, options, match):
@@ -224,3 +230,53 @@ def test_lr_range_test_through_the_runner():
     }
     start = np.log(2.0)  # the logistic loss at w = 0
     assert start - final[found.lr] > 10 * (start - final[1e-5])
+
+
+# --------------------------------------------------------------------------------------------
+# the protocol's schedules: linear decay, warmup-stable-decay, inverse square root
+# --------------------------------------------------------------------------------------------
+def test_linear_decay_reaches_its_end_factor_at_the_end_of_the_run():
+    assert [schedules.make("linear", 1.0, total_steps=4)(t) for t in range(6)] == [
+        1.0, 0.75, 0.5, 0.25, 0.0, 0.0,
+    ]  # fmt: skip
+    half = schedules.make("linear", 2.0, total_steps=10, end_factor=0.5)
+    assert half(5) == pytest.approx(1.5) and half(10) == pytest.approx(1.0)
+
+
+def test_linear_decay_matches_torch_linear_lr():
+    torch = pytest.importorskip("torch")
+    parameter = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([parameter], lr=0.3)
+    scheduler = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=1.0, end_factor=0.1, total_iters=20
+    )
+    ours = schedules.make("linear", 0.3, total_steps=20, end_factor=0.1)
+    for t in range(25):
+        assert ours(t) == pytest.approx(optimizer.param_groups[0]["lr"], rel=1e-12), t
+        optimizer.step()
+        scheduler.step()
+
+
+def test_wsd_holds_then_decays_over_its_last_fraction():
+    wsd = schedules.make("wsd", 1.0, total_steps=100, warmup_fraction=0.1)
+    values = np.array([wsd(t) for t in range(101)])
+    assert values[0] == pytest.approx(1 / 3) and values[10] == 1.0
+    assert (values[10:80] == 1.0).all()  # stable until the last 20%
+    assert values[90] == pytest.approx(0.5) and values[100] == 0.0
+    assert (np.diff(values[80:]) < 0).all()
+    sqrt = schedules.make("wsd", 1.0, total_steps=100, shape="sqrt", final_factor=0.1)
+    assert sqrt(90) == pytest.approx(0.1 + 0.9 * (1 - math.sqrt(0.5)))
+    assert sqrt(100) == pytest.approx(0.1)
+
+
+def test_inverse_sqrt_is_constant_then_falls_as_one_over_sqrt_t():
+    schedule = schedules.make("inverse_sqrt", 1.0, total_steps=1000, timescale=25)
+    assert schedule(0) == schedule(25) == 1.0
+    assert schedule(100) == pytest.approx(0.5) and schedule(400) == pytest.approx(0.25)
+    assert schedules.make("inverse_sqrt", 1.0, total_steps=1000).timescale == 100
+
+
+def test_warmup_fraction_is_a_share_of_the_run():
+    warm = schedules.make("cosine", 0.3, total_steps=200, warmup_fraction=0.05)
+    assert warm == schedules.Warmup(schedules.CosineAnnealing(0.3, 200), 10)
+    assert schedules.make("linear", 1.0, total_steps=3, warmup_fraction=0.01).steps == 1
