@@ -90,7 +90,7 @@ def test_lr_range_test_command(capsys):
         (["--opt", "nonfinite=ignore"], "nonfinite must be one of"),
         (["--problem-opt", "depth=3"], "quadratic has no option 'depth'; its options are: d,"),
         (["--problem-opt", "kappa=high"], "problem option kappa='high': expected a float"),
-        (["--schedule", "linear"], "unknown schedule 'linear'; choose from constant, step"),
+        (["--schedule", "linearly"], "unknown schedule 'linearly'; choose from constant, step"),
         (["--schedule-opt", "T_max=5"], "--schedule-opt needs --schedule"),
         (["--schedule", "cosine", "--schedule-opt", "T=5"], "schedule cosine has no option 'T'"),
         (["--schedule", "sgdr", "--schedule-opt", "T_0=x"], "T_0='x': expected a int"),
