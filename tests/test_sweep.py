@@ -260,7 +260,7 @@ def test_tune_metrics():
         ({"optimizer_options": {"sgd": {"momentum": -1.0}}}, ValueError, "momentum"),
         ({"problem_options": {"quadratic": {"kappa": 0.5}}}, ValueError, "kappa"),
         ({"problem_options": {"quadratic": {"depth": 3}}}, ValueError, "has no option 'depth'"),
-        ({"schedule": "linear"}, ValueError, "unknown schedule 'linear'"),
+        ({"schedule": "linearly"}, ValueError, "unknown schedule 'linearly'"),
         ({"schedule_options": {"T_max": 3}}, ValueError, "need a schedule"),
         ({"divergence_bound": float("nan")}, ValueError, "divergence_bound"),
         ({"early_stopping": "test_loss"}, TypeError, "EarlyStopping"),
