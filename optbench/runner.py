@@ -290,7 +290,10 @@ def _json(options):
     return json.dumps(options, sort_keys=True, default=str)
 
 
-def _budget(problem, batch_size, epochs, steps):
+def budget_steps(problem, batch_size, epochs, steps):
+    """The steps of a run of ``problem`` at ``batch_size`` (an int) given ``epochs`` or
+    ``steps`` (at most one; neither: ``DEFAULT_EPOCHS`` epochs, or ``DEFAULT_STEPS`` steps
+    for a problem without data)."""
     per_epoch = problem.steps_per_epoch(batch_size)
     if epochs is not None and steps is not None:
         raise ValueError("give epochs or steps, not both")
@@ -429,7 +432,7 @@ def run(
         validation.real("divergence_bound", divergence_bound, -math.inf)
     problem = build_problem(problem, int(seed), problem_options)
     size = problem.check_batch_size(batch_size)
-    total_steps = _budget(problem, size, epochs, steps)
+    total_steps = budget_steps(problem, size, epochs, steps)
     schedule, schedule_name = _resolve_schedule(schedule, schedule_options, lr, total_steps)
     if record_layer_grad_norms and not hasattr(problem, "last_layer_grad_norms"):
         raise ValueError(f"record_layer_grad_norms: {problem.name} records no per-layer norms")

@@ -41,26 +41,34 @@ from . import runner, spec, sweep, tables, validation
 
 TRIALS_TABLE = "trials.parquet"
 BEST_TABLE = "best.parquet"
+TRACKS = ("external", "self")
+# The self-tuning track's budget: the external track's, times this (AlgoPerf's 1.5).
+SELF_TUNING_BUDGET = 1.5
+# Schedule options a campaign with a schedule may search (``search`` must name them).
+SCHEDULE_SPACE = {"warmup_fraction": spec.Uniform(0.0, 0.2)}
 
 
 # --------------------------------------------------------------------------------------------
 # sampling
 # --------------------------------------------------------------------------------------------
-def search_space(optimizer, names=None):
+def search_space(optimizer, names=None, schedule=None):
     """The search space of ``optimizer`` (a name or spec): its declared dimensions, or those
-    of ``names`` alone (each must be declared; ``lr`` is always searched)."""
+    of ``names`` alone (each declared, or a key of ``SCHEDULE_SPACE`` when a ``schedule`` is
+    given; ``lr`` is always searched)."""
     info = runner.resolve_optimizer(optimizer)
     declared = dict(info.search_space)
     if names is None:
         return declared
     names = tuple(names)
-    unknown = [name for name in names if name not in declared]
+    allowed = {**declared, **(SCHEDULE_SPACE if schedule is not None else {})}
+    unknown = [name for name in names if name not in allowed]
     if unknown:
+        extra = f", and with a schedule {', '.join(SCHEDULE_SPACE)}" if schedule is None else ""
         raise ValueError(
             f"search: {info.name} declares no search space for {unknown[0]!r}; it declares "
-            f"{', '.join(declared)}"
+            f"{', '.join(allowed)}{extra}"
         )
-    return {name: declared[name] for name in declared if name == "lr" or name in names}
+    return {name: allowed[name] for name in allowed if name == "lr" or name in names}
 
 
 def sample(space, count, seed):
@@ -119,10 +127,15 @@ class Campaign:
     trials, studies : trials per study (AlgoPerf: 5) and independent studies (AlgoPerf: 3)
     search : the search-space keys to sample (None: all declared; ``lr`` always)
     fixed : optimizer options held fixed in every trial (not sampled)
+    schedule, schedule_options : a schedule of :mod:`optbench.schedules` and its fixed options
+        (``search`` may name ``warmup_fraction``: see ``SCHEDULE_SPACE``)
     batch_size, epochs, steps, problem_options, log_every : the runs, as in
         :func:`optbench.runner.run`
     metric : a tuning metric of :data:`optbench.sweep.METRICS`
     seed : the campaign's seed (samples and run seeds)
+    track : "external" (the trials above) or "self" (AlgoPerf's self-tuning track: one run per
+        study with the optimizer's defaults and the registry's lr, ``SELF_TUNING_BUDGET``
+        times the budget; ``trials`` must then be 1 and nothing is searched)
     """
 
     optimizer: str
@@ -138,6 +151,9 @@ class Campaign:
     log_every: int = 1
     metric: str = "final_loss"
     seed: int = 0
+    schedule: str | None = None
+    schedule_options: Mapping = field(default_factory=dict)
+    track: str = "external"
 
     def __post_init__(self):
         def set_field(name, value):
@@ -147,6 +163,9 @@ class Campaign:
         set_field("problem", runner.resolve_problem_class(self.problem).name)
         set_field("trials", validation.integer("trials", self.trials, 1))
         set_field("studies", validation.integer("studies", self.studies, 1))
+        validation.choice("track", self.track, TRACKS)
+        if self.track == "self" and (self.trials != 1 or self.search is not None):
+            raise ValueError("track 'self' runs the defaults: trials must be 1, search None")
         if self.search is not None:
             set_field("search", tuple(self.search))
         self.space()  # the search keys are declared
@@ -159,8 +178,15 @@ class Campaign:
         clash = sorted(set(self.fixed) & whole)
         if clash:
             raise ValueError(f"fixed sets {clash[0]!r}, which the search samples")
+        if self.schedule_options and self.schedule is None:
+            raise ValueError("schedule_options need a schedule")
+        searched_schedule = set(self.space()) & set(SCHEDULE_SPACE)
+        if searched_schedule & set(self.schedule_options):
+            raise ValueError(
+                f"schedule_options set {sorted(searched_schedule)[0]!r}, which the search samples"
+            )
         # the runs' arguments, checked as a sweep checks them (problem options, batch size,
-        # budget, fixed options)
+        # budget, fixed options, schedule)
         sweep.Grid(
             problems=(self.problem,),
             optimizers=(self.optimizer,),
@@ -173,23 +199,43 @@ class Campaign:
             if self.problem_options
             else {},
             log_every=self.log_every,
+            schedule=self.schedule,
+            schedule_options=self.schedule_options,
         )
         set_field("fixed", dict(self.fixed))
         set_field("problem_options", dict(self.problem_options))
+        set_field("schedule_options", dict(self.schedule_options))
 
     def space(self):
-        """The dimensions sampled: ``{key: dimension}``."""
-        return search_space(self.optimizer, self.search)
+        """The dimensions sampled: ``{key: dimension}`` (none on the self-tuning track)."""
+        if self.track == "self":
+            return {}
+        return search_space(self.optimizer, self.search, self.schedule)
+
+    def budget(self):
+        """``(epochs, steps)`` of every run: the campaign's, times ``SELF_TUNING_BUDGET`` on
+        the self-tuning track (epochs are then converted to steps)."""
+        if self.track == "external":
+            return self.epochs, self.steps
+        problem = runner.build_problem(self.problem, 0, self.problem_options)
+        size = problem.check_batch_size(None if self.batch_size == "full" else self.batch_size)
+        steps = runner.budget_steps(problem, size, self.epochs, self.steps)
+        return None, math.ceil(SELF_TUNING_BUDGET * steps)
 
     def trial_plan(self):
         """One dict per trial, study by study: ``study``, ``trial``, ``seed`` (of its run),
         the sampled values by search key, and the cell ``spec`` that runs it."""
         plan = []
         space = self.space()
+        epochs, steps = self.budget()
         for study in range(self.studies):
-            points = sample(space, self.trials, (self.seed, study))
+            points = sample(space, self.trials, (self.seed, study)) if space else [{}]
             for trial, point in enumerate(points):
-                lr, options = options_from(self.optimizer, point, self.fixed)
+                optimizer_point = {k: v for k, v in point.items() if k not in SCHEDULE_SPACE}
+                lr, options = options_from(self.optimizer, optimizer_point, self.fixed)
+                if lr is None:  # the self-tuning track
+                    lr = runner.resolve_optimizer(self.optimizer).lr
+                schedule_point = {k: v for k, v in point.items() if k in SCHEDULE_SPACE}
                 seed = int(np.random.SeedSequence((self.seed, study, trial)).generate_state(1)[0])
                 cell = {
                     "problem": self.problem,
@@ -197,18 +243,19 @@ class Campaign:
                     "lr": lr,
                     "batch_size": self.batch_size,
                     "seed": seed,
-                    "epochs": self.epochs,
-                    "steps": self.steps,
+                    "epochs": epochs,
+                    "steps": steps,
                     "optimizer_options": options,
                     "problem_options": self.problem_options,
-                    "schedule": None,
-                    "schedule_options": {},
+                    "schedule": self.schedule,
+                    "schedule_options": {**self.schedule_options, **schedule_point},
                     "log_every": self.log_every,
                     "divergence_bound": None,
                     "early_stopping": None,
                     "version": sweep.RECORD_VERSION,
                 }
-                plan.append({"study": study, "trial": trial, "seed": seed, **point, "spec": cell})
+                values = {"lr": lr, **point}
+                plan.append({"study": study, "trial": trial, "seed": seed, **values, "spec": cell})
         return plan
 
 

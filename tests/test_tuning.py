@@ -2,6 +2,7 @@
 tables, resuming after SIGKILL with nothing lost or repeated, and bad input refused by name."""
 
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -145,10 +146,53 @@ def test_the_search_can_be_restricted_and_other_options_fixed():
     assert {row["spec"]["optimizer_options"]["betas"][1] for row in element.trial_plan()} == {0.95}
 
 
+def test_a_schedule_runs_in_every_trial_and_its_warm_up_may_be_searched():
+    campaign = small(
+        schedule="wsd", schedule_options={"decay_fraction": 0.5}, search=["warmup_fraction"]
+    )
+    assert list(campaign.space()) == ["lr", "warmup_fraction"]
+    result = tuning.run(campaign, progress=False)
+    fractions = result.trials["warmup_fraction"]
+    assert fractions.between(0.0, 0.2).all() and fractions.nunique() == 6
+    schedules = result.runs.groupby("cell")["schedule"].first()
+    assert all(text.startswith("wsd") and "decay_fraction" in text for text in schedules)
+    # the record's scheduled lr follows the sampled warm-up: 1/3 of lr at step 1
+    first = result.runs[result.runs["step"] == 1].set_index("cell")["scheduled_lr"]
+    trials = result.trials.set_index("cell")
+    np.testing.assert_allclose(first.loc[trials.index], trials["lr"] / 3)
+
+
+def test_the_self_tuning_track_runs_the_defaults_for_longer():
+    campaign = tuning.Campaign(
+        "adamw", "logistic_regression", trials=1, studies=2, epochs=2, track="self"
+    )
+    result = tuning.run(campaign, progress=False)
+    trials = result.trials
+    assert (trials["lr"] == registry.get("adamw").lr).all() and len(trials) == 2
+    per_epoch = 750 // 32 + 1  # 750 examples in batches of 32
+    assert (trials["steps"] == math.ceil(1.5 * 2 * per_epoch)).all()
+    assert trials["seed"].nunique() == 2
+    assert set(result.runs["optimizer_options"]) == {"{}"}
+
+
 @pytest.mark.parametrize(
     ("changes", "error", "match"),
     [
         ({"optimizer": "adamx"}, ValueError, "adamx"),
+        ({"search": ["warmup_fraction"]}, ValueError, "with a schedule warmup_fraction"),
+        ({"schedule_options": {"warmup": 3}}, ValueError, "schedule_options need a schedule"),
+        (
+            {
+                "schedule": "cosine",
+                "search": ["warmup_fraction"],
+                "schedule_options": {"warmup_fraction": 0.1},
+            },
+            ValueError,
+            "schedule_options set 'warmup_fraction'",
+        ),
+        ({"schedule": "cosine", "schedule_options": {"T": 3}}, ValueError, "no option 'T'"),
+        ({"track": "self"}, ValueError, "trials must be 1"),
+        ({"track": "internal"}, ValueError, "track"),
         ({"problem": "cifar"}, ValueError, "cifar"),
         ({"trials": 0}, ValueError, "trials"),
         ({"studies": 1.5}, TypeError, "studies"),

@@ -43,6 +43,25 @@ def add_arguments(parser):
         "--problem-opt", action="append", metavar="KEY=VALUE", help="problem option, repeatable"
     )
     parser.add_argument(
+        "--schedule",
+        metavar="NAME",
+        help="learning-rate schedule of every trial (see `optbench list schedules`); "
+        "--search may then name " + ", ".join(tuning.SCHEDULE_SPACE),
+    )
+    parser.add_argument(
+        "--schedule-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="schedule option held fixed, repeatable (e.g. warmup_fraction=0.05)",
+    )
+    parser.add_argument(
+        "--track",
+        default="external",
+        choices=tuning.TRACKS,
+        help="external: sampled trials (default); self: the optimizer's defaults, one run per "
+        f"study, {tuning.SELF_TUNING_BUDGET:g} times the budget (AlgoPerf's self-tuning track)",
+    )
+    parser.add_argument(
         "--batch-size", default="32", metavar="N", help="mini-batch size or 'full' (default 32)"
     )
     budget = parser.add_mutually_exclusive_group()
@@ -74,10 +93,13 @@ def command(args):
     runner.resolve_problem_class(args.problem)
     if args.metric not in sweep.METRICS:
         raise UsageError(f"--metric {args.metric!r}: choose from {', '.join(sweep.METRICS)}")
+    self_tuning = args.track == "self"
+    if self_tuning and (args.search is not None or args.trials != "5"):
+        raise UsageError("--track self runs the defaults: no --search, no --trials")
     campaign = tuning.Campaign(
         optimizer=info.name,
         problem=args.problem,
-        trials=integer("--trials", args.trials),
+        trials=1 if self_tuning else integer("--trials", args.trials),
         studies=integer("--studies", args.studies),
         search=None if args.search is None else comma_list("--search", args.search),
         fixed=run_command.optimizer_options(info, args.opt),
@@ -88,6 +110,9 @@ def command(args):
         log_every=integer("--log-every", args.log_every),
         metric=args.metric,
         seed=integer("--seed", args.seed, low=0),
+        schedule=args.schedule,
+        schedule_options=run_command.schedule_options(args.schedule, args.schedule_opt),
+        track=args.track,
     )
     start = time.perf_counter()
     result = tuning.run(
@@ -101,7 +126,8 @@ def command(args):
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(shown.to_string(index=False))
         print("\nbest trial of each study:")
-        print(result.best[["study", "trial", *campaign.space(), "score"]].to_string(index=False))
+        searched = ["lr", *(key for key in campaign.space() if key != "lr")]
+        print(result.best[["study", "trial", *searched, "score"]].to_string(index=False))
     summary = tuning.summary(result)
     print(
         f"\n{len(result.trials)} trials in {campaign.studies} studies, "
