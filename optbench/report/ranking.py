@@ -24,6 +24,7 @@ is the area under ``rho_s`` on ``[1, tau_max]`` over ``tau_max - 1`` (1: fastest
 import numpy as np
 import pandas as pd
 
+from .. import bootstrap
 from . import figures
 
 TAU_MAX = 4.0
@@ -67,14 +68,19 @@ def ranking(log, targets, step_cost=None, *, metric="train_loss"):
     the median run does not reach it), the kernel's ``step_cost_s`` (seconds per optimizer step
     from ``step_cost``, a Series indexed by (problem, optimizer); NaN where it has none),
     ``seconds_to_target = steps_to_target * step_cost_s`` and the rank by steps within the
-    problem (1 = fewest; unreached rows have none)."""
+    problem (1 = fewest; unreached rows have none); ``steps_low`` and ``steps_high``, the 95%
+    bootstrap interval of the median steps over seeds (:mod:`optbench.bootstrap`; ``inf``:
+    the resampled median does not reach the target)."""
     runs = first_reach(log, targets, metric=metric)
     grouped = runs.groupby(["problem", "optimizer"], sort=True)
+    intervals = grouped["steps"].apply(lambda s: bootstrap.interval(s.to_numpy()))
     table = pd.DataFrame(
         {
             "seeds": grouped["steps"].size(),
             "reached": grouped["steps"].apply(lambda s: float(np.isfinite(s).mean())),
             "steps_to_target": grouped["steps"].median(),
+            "steps_low": intervals.map(lambda pair: pair[0]),
+            "steps_high": intervals.map(lambda pair: pair[1]),
             "wall_seconds_to_target": grouped["wall_seconds"].median(),
         }
     ).reset_index()
@@ -132,6 +138,46 @@ def profile_scores(costs, *, tau_max=TAU_MAX, **columns):
     ratios = performance_ratios(costs, **columns)
     share = ((tau_max - ratios).clip(lower=0) / (tau_max - 1)).mean(axis=0)
     return share.rename("score").sort_values(ascending=False, kind="stable")
+
+
+def profile_score_intervals(
+    runs,
+    step_cost=None,
+    *,
+    tau_max=TAU_MAX,
+    resamples=bootstrap.RESAMPLES,
+    confidence=bootstrap.CONFIDENCE,
+    seed=0,
+):
+    """The bootstrap interval of each optimizer's profile score (:func:`profile_scores` of the
+    median steps over seeds, times ``step_cost`` if given, a Series indexed by (problem,
+    optimizer)): every (problem, optimizer)'s seeds are resampled with replacement, the
+    medians, ratios and scores recomputed, ``resamples`` times. ``runs``: rows of
+    :func:`first_reach`. A frame indexed by optimizer with ``score_low`` and ``score_high``."""
+    _require(runs, ["problem", "optimizer", "steps"], "runs")
+    problems = sorted(runs["problem"].unique())
+    solvers = sorted(runs["optimizer"].unique())
+    costs = np.full((resamples, len(problems), len(solvers)), np.inf)
+    for (problem, solver), group in runs.groupby(["problem", "optimizer"], sort=True):
+        steps = group["steps"].to_numpy(dtype=float)
+        where = (seed, problems.index(problem), solvers.index(solver))
+        draws = bootstrap.resample_indices(steps.size, resamples, where)
+        median = np.median(steps[draws], axis=1)
+        factor = 1.0
+        if step_cost is not None:
+            factor = pd.Series(step_cost, dtype=float).get((problem, solver), np.nan)
+        with np.errstate(invalid="ignore"):
+            value = median * factor
+        value = np.where(np.isfinite(value) & (value > 0), value, np.inf)
+        costs[:, problems.index(problem), solvers.index(solver)] = value
+    best = costs.min(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.where(np.isfinite(best), costs / best, np.inf)
+    scores = (np.clip(tau_max - ratios, 0.0, None) / (tau_max - 1.0)).mean(axis=1)
+    rows = [bootstrap.quantile_interval(scores[:, j], confidence) for j in range(len(solvers))]
+    return pd.DataFrame(
+        rows, index=pd.Index(solvers, name="optimizer"), columns=["score_low", "score_high"]
+    )
 
 
 def profile_figure(profile, *, title, tau_max=TAU_MAX):
