@@ -228,13 +228,20 @@ def _convergence_sections(report, profile, tuned, speeds):
         finals.append(final)
         optimum = convergence.problem_optimum(study.problem, study.options)
         data = convergence.curve_data(final, optimum=optimum)
-        fig = convergence.curves_figure(data, title=study.label, suboptimality=optimum is not None)
+        # a problem without data has one step per epoch: no epochs axis to repeat the steps'
+        x_axes = convergence.X_AXES
+        if (final["epoch"] == final["step"]).all():
+            x_axes = tuple(axis for axis in x_axes if axis[0] != "epoch")
+        fig = convergence.curves_figure(
+            data, title=study.label, suboptimality=optimum is not None, x_axes=x_axes
+        )
         name = f"curves-{study.key}"
         report.figure(
             section,
             name,
             fig,
-            f"{study.label}: loss against steps, epochs and wall-clock time "
+            f"{study.label}: loss against steps, "
+            f"{'epochs ' if len(x_axes) == 3 else ''}and wall-clock time "
             f"(batch size {study.batch_size}; median and IQR over {len(profile.seeds)} seeds).",
             data,
         )
@@ -255,7 +262,9 @@ def _convergence_sections(report, profile, tuned, speeds):
         "lr-sensitivity",
         convergence.lr_sensitivity_figure(data, best),
         "Final loss (the tuning score) against learning rate: median and IQR over the search "
-        "seeds; crosses on the top edge: diverged; rings: the rate chosen.",
+        "seeds; crosses on the top edge: diverged; triangles there: finite but blown up (more "
+        f"than {convergence.BLOWN_UP_FACTOR:g} times the loss scale above the loss at the "
+        "smallest rate); rings: the rate chosen.",
         data,
     )
     report.table(

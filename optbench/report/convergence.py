@@ -104,10 +104,10 @@ def curve_data(log, *, optimum=None, group="optimizer"):
     return pd.concat(frames, ignore_index=True)
 
 
-_X_AXES = (("step", "steps"), ("epoch", "epochs"), ("wall_time", "wall-clock time (s)"))
+X_AXES = (("step", "steps"), ("epoch", "epochs"), ("wall_time", "wall-clock time (s)"))
 
 
-def curves_figure(data, *, title, suboptimality=False, group="optimizer", x_axes=_X_AXES):
+def curves_figure(data, *, title, suboptimality=False, group="optimizer", x_axes=X_AXES):
     """Rows: train (and test) loss; columns: against steps, epochs and wall-clock time; one
     median line with its IQR band per ``group`` value."""
     metrics = [m for m in ("train", "test") if m in set(data["metric"])]
@@ -154,9 +154,27 @@ def lr_sensitivity_data(scores):
     return pd.DataFrame(rows, columns=columns)
 
 
+# A final loss this many times the loss scale above the loss at the smallest rate is drawn as
+# blown up (a triangle on the top edge), so that one run at 1e200 leaves the axis readable.
+BLOWN_UP_FACTOR = 100.0
+
+
+def blown_up_ceiling(subset):
+    """The loss above which a problem's point is drawn as blown up: the largest finite median
+    at the smallest learning rate (about the untrained loss) plus ``BLOWN_UP_FACTOR`` times
+    its magnitude (at least 1)."""
+    first = subset[subset["lr"] == subset["lr"].min()]["median"]
+    first = first[np.isfinite(first)]
+    if not len(first):
+        return np.inf
+    reference = float(first.max())
+    return reference + BLOWN_UP_FACTOR * max(abs(reference), 1.0)
+
+
 def lr_sensitivity_figure(data, best):
     """One panel per problem: final loss against learning rate (log), one line per
-    optimizer; diverged medians as crosses on the top edge, the tuned lr as a ring."""
+    optimizer; diverged medians as crosses on the top edge, medians beyond
+    :func:`blown_up_ceiling` as triangles there, the tuned lr as a ring."""
     problems_ = list(dict.fromkeys(data["problem"]))
     ncols = min(3, len(problems_))
     nrows = -(-len(problems_) // ncols)
@@ -164,10 +182,12 @@ def lr_sensitivity_figure(data, best):
     palette = figures.colors(list(dict.fromkeys(data["optimizer"])))
     for ax, problem in zip(axes.flat, problems_, strict=False):
         subset = data[data["problem"] == problem]
-        finite = subset["median"][np.isfinite(subset["median"])]
+        ceiling = blown_up_ceiling(subset)
+        drawn = np.isfinite(subset["median"]) & (subset["median"] <= ceiling)
+        finite = subset["median"][drawn]
         for optimizer, line in subset.groupby("optimizer", sort=False):
             colour = palette[optimizer]
-            ok = np.isfinite(line["median"])
+            ok = np.isfinite(line["median"]) & (line["median"] <= ceiling)
             ax.plot(line["lr"][ok], line["median"][ok], marker=".", color=colour, label=optimizer)
             ax.fill_between(
                 line["lr"][ok], line["q25"][ok], line["q75"][ok], color=colour, alpha=0.15, lw=0
@@ -186,6 +206,14 @@ def lr_sensitivity_figure(data, best):
                     lost["lr"],
                     [top] * len(lost),
                     marker="x",
+                    color=palette[optimizer],
+                    clip_on=False,
+                )
+                high = line[np.isfinite(line["median"]) & (line["median"] > ceiling)]
+                ax.scatter(
+                    high["lr"],
+                    [top] * len(high),
+                    marker="^",
                     color=palette[optimizer],
                     clip_on=False,
                 )
