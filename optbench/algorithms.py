@@ -123,7 +123,8 @@ SGD = OptimizerSpec(
         "quadratic": {"lr": 0.1},
         "rosenbrock": {"lr": 1e-3, "momentum": 0.9},
     },
-    search_space={"lr": LR_SPACE, "momentum": Uniform(0.0, 0.99)},
+    # heavy-ball momentum from 0.5 to 0.99 (never 0, which Nesterov's variant refuses)
+    search_space={"lr": LR_SPACE, "momentum": OneMinusLogUniform(0.01, 0.5)},
     torch_peer="SGD",
     inplace_peer=inplace.sgd,
     check=_sgd_check,

@@ -17,6 +17,7 @@ COMMANDS = {
     "run": ("optbench.commands.run", "train one optimizer on one problem, write the log"),
     "sweep": ("optbench.commands.sweep", "optimizers x learning rates x batch sizes x problems"),
     "tune": ("optbench.commands.tune", "a tuning campaign: quasi-random trials in studies"),
+    "targets": ("optbench.commands.targets", "rerun the procedure of the fixed targets"),
     "list": ("optbench.commands.listing", "problems, optimizers, schedules and their options"),
     "check": ("optbench.commands.check", "conformance checks of optimizers against their specs"),
     "throughput": ("optbench.commands.throughput", "kernel speed against the memory roofline"),

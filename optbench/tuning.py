@@ -186,7 +186,11 @@ class Campaign:
                 f"schedule_options set {sorted(searched_schedule)[0]!r}, which the search samples"
             )
         # the runs' arguments, checked as a sweep checks them (problem options, batch size,
-        # budget, fixed options, schedule)
+        # budget, schedule, and the options of a first trial: fixed ones with sampled ones)
+        space = self.space()
+        point = sample(space, 1, (self.seed, 0))[0] if space else {}
+        point = {k: v for k, v in point.items() if k not in SCHEDULE_SPACE}
+        _, first_options = options_from(self.optimizer, point, self.fixed)
         sweep.Grid(
             problems=(self.problem,),
             optimizers=(self.optimizer,),
@@ -194,7 +198,7 @@ class Campaign:
             batch_sizes=(self.batch_size,),
             epochs=self.epochs,
             steps=self.steps,
-            optimizer_options={self.optimizer: dict(self.fixed)} if self.fixed else {},
+            optimizer_options={self.optimizer: first_options} if first_options else {},
             problem_options={self.problem: dict(self.problem_options)}
             if self.problem_options
             else {},
