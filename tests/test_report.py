@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optbench import cli, problems, sweep
+from optbench import cli, problems, sweep, targets
 from optbench.report import (
+    build,
     compare,
     convergence,
     document,
@@ -802,3 +803,39 @@ def test_quick_report_under_five_minutes(tmp_path):
     assert (tmp_path / "quick" / "index.html").is_file()
     files = pathlib.Path(tmp_path / "quick" / "figures")
     assert len(list(files.glob("*.png"))) >= 12
+
+
+def test_the_quick_profiles_classifiers_are_judged_on_their_fixed_targets():
+    fixed = build.fixed_targets(profiles.QUICK)
+    assert set(fixed) == {"logistic_regression", "digits_mlp", "mnist1d_cnn"}
+    assert fixed["digits_mlp"] == targets.target_of(targets.QUICK_WORKLOADS[1])
+    assert build.fixed_targets(profiles.TINY) == {}  # other budgets: no stored target
+
+
+def test_a_fixed_target_ranks_on_accuracy_and_leaves_other_problems_to_more_wild(
+    tmp_path, monkeypatch
+):
+    study = profiles.Study("logistic_regression", epochs=1)
+    profile = dataclasses.replace(
+        profiles.TINY, studies=(study, profiles.Study("quadratic", steps=3))
+    )
+    monkeypatch.setattr(build, "fixed_targets", lambda _: {"logistic_regression": 0.8})
+    rows = []
+    for optimizer, accuracies in (("sgd", [0.5, 0.79, 0.81]), ("adam", [0.5, 0.85, 0.9])):
+        for seed in (0, 1, 2):
+            for step, accuracy in enumerate(accuracies):
+                rows.append(("logistic_regression", optimizer, seed, step, accuracy, 1.0 - step))
+                rows.append(("quadratic", optimizer, seed, step, np.nan, 1.0 / (step + 1)))
+    log = pd.DataFrame(
+        rows,
+        columns=["problem", "optimizer", "seed", "step", "test_accuracy", "full_train_loss"],
+    ).assign(wall_time=lambda f: 0.01 * f["step"], diverged=False)
+    report = build.Report(tmp_path, progress=False)
+    build._ranking_section(report, profile, log, None)
+    table = next(b.frame for b in report.sections[0].blocks if getattr(b, "name", "") == "ranking")
+    by = table.set_index(["problem", "optimizer"])
+    assert by.loc[("logistic_regression", "sgd"), "steps_to_target"] == 2
+    assert by.loc[("logistic_regression", "adam"), "steps_to_target"] == 1
+    assert by.loc[("logistic_regression", "adam"), "target"] == 0.8
+    assert by.loc[("logistic_regression", "adam"), "judged_on"].startswith("test accuracy")
+    assert by.loc[("quadratic", "adam"), "judged_on"] == "training loss <= (Moré-Wild)"

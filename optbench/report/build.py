@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import problems, registry, sweep
+from .. import targets as stored_targets
 from . import (
     compare,
     convergence,
@@ -277,20 +278,65 @@ def _convergence_sections(report, profile, tuned, speeds):
     _ranking_section(report, profile, log, speeds)
 
 
+def fixed_targets(profile):
+    """``{study label: target}``: the stored test-accuracy target (:mod:`optbench.targets`)
+    of every study that is one of its workloads."""
+    found = {}
+    for study in profile.studies:
+        workload = stored_targets.Workload(
+            study.problem,
+            dict(study.options),
+            study.batch_size,
+            study.epochs,
+            study.steps,
+            metric="test_accuracy",
+        )
+        value = stored_targets.target_of(workload)
+        if value is not None and study.target is None:
+            found[study.label] = value
+    return found
+
+
 def _ranking_section(report, profile, log, speeds):
     section = report.section("Ranking")
-    metric = "full_train_loss"
+    fixed = fixed_targets(profile)
+    # one lower-is-better column: the training loss, or minus the test accuracy where a fixed
+    # target judges the accuracy
+    metric = "judged"
+    on_accuracy = log["problem"].isin(list(fixed))
+    log = log.assign(judged=np.where(on_accuracy, -log["test_accuracy"], log["full_train_loss"]))
     given = {s.label: s.target for s in profile.studies if s.target is not None}
-    targets = ranking.more_wild_targets(log, tol=profile.tolerance, metric=metric)
-    targets.update(pd.Series(given, dtype=float))
+    targets = pd.Series({label: -value for label, value in fixed.items()}, dtype=float)
+    if (~on_accuracy).any():
+        loss_targets = ranking.more_wild_targets(
+            log[~on_accuracy], tol=profile.tolerance, metric="full_train_loss"
+        )
+        loss_targets.update(pd.Series(given, dtype=float))
+        targets = pd.concat([targets, loss_targets])
     cost = None
     if speeds is not None:
         sizes = speed.problem_sizes(profile)
         cost = speed.step_cost(speeds.problem_table, sizes, profile.optimizers)
     table = ranking.ranking(log, targets, cost, metric=metric)
+    version = stored_targets.stored()["version"]
+    table["target"] = table["problem"].map(lambda p: fixed.get(p, targets.get(p)))
+    table.insert(
+        3,
+        "judged_on",
+        table["problem"].map(
+            lambda p: (
+                f"test accuracy >= (fixed, v{version})"
+                if p in fixed
+                else "training loss <= (Moré-Wild)"
+            )
+        ),
+    )
     report.text(
         section,
-        f"Target per problem: closing all but {profile.tolerance:g} of the gap between the "
+        "Target per problem: the fixed target of its workload where optbench stores one (test "
+        "accuracy, set by tuned AdamW, NAdamW, heavy-ball and Nesterov SGD: `optbench "
+        f"targets`, version {version}), so that adding an optimizer moves no other's steps; "
+        f"else closing all but {profile.tolerance:g} of the gap between the "
         "initial loss and the lowest loss any optimizer reached (Moré and Wild), on the "
         "full-batch training loss at evaluation points (every logged step for problems without "
         "data, every epoch end for the others); a profile may set a target instead. Steps: "
