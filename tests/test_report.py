@@ -832,7 +832,14 @@ def test_a_fixed_target_ranks_on_accuracy_and_leaves_other_problems_to_more_wild
     ).assign(wall_time=lambda f: 0.01 * f["step"], diverged=False)
     report = build.Report(tmp_path, progress=False)
     build._ranking_section(report, profile, log, None)
-    table = next(b.frame for b in report.sections[0].blocks if getattr(b, "name", "") == "ranking")
+    assert [s.title for s in report.sections] == ["Summary", "Ranking"]
+    summary = next(
+        b.frame for b in report.sections[0].blocks if getattr(b, "name", "") == "summary"
+    )
+    first = summary.set_index("problem").loc["logistic_regression"]
+    assert first["fastest_1"] == "adam 1 [1, 1]" and first["fastest_2"] == "sgd 2 [2, 2]"
+    assert first["fastest_3"] == "-" and first["reached_by"] == "2 of 2"
+    table = next(b.frame for b in report.sections[1].blocks if getattr(b, "name", "") == "ranking")
     by = table.set_index(["problem", "optimizer"])
     assert by.loc[("logistic_regression", "sgd"), "steps_to_target"] == 2
     assert by.loc[("logistic_regression", "adam"), "steps_to_target"] == 1

@@ -241,8 +241,8 @@ def _convergence_sections(report, profile, tuned, speeds):
             section,
             name,
             fig,
-            f"{study.label}: loss against steps, "
-            f"{'epochs ' if len(x_axes) == 3 else ''}and wall-clock time "
+            f"{study.label}: loss against steps"
+            f"{', epochs' if len(x_axes) == 3 else ''} and wall-clock time "
             f"(batch size {study.batch_size}; median and IQR over {len(profile.seeds)} seeds).",
             data,
         )
@@ -362,6 +362,7 @@ def _ranking_section(report, profile, log, speeds):
         "resamples).",
     )
     report.measurements.append(_steps_measurements(log, targets, metric))
+    _summary_section(report, table)
     runs = ranking.first_reach(log, targets, metric=metric)
     step_costs = {"steps": None}
     if cost is not None:
@@ -390,6 +391,49 @@ def _ranking_section(report, profile, log, speeds):
                 "problem, 0 = solves none within a factor 4; score_low and score_high: its 95% "
                 "bootstrap interval, every problem's seeds resampled.",
             )
+
+
+SUMMARY_BEST = 3
+
+
+def summary_table(table):
+    """Per problem of a ranking table: what it is judged on, the target, and its
+    ``SUMMARY_BEST`` fastest optimizers by median steps to target, each with its 95% interval
+    (``adam 120 [100, 140]``); a dash where fewer reach it."""
+    rows = []
+    for problem, group in table.groupby("problem", sort=False):
+        ranked = group[group["steps_to_target"].notna()].sort_values(
+            ["steps_to_target", "optimizer"], kind="stable"
+        )
+        best = [
+            f"{row.optimizer} {row.steps_to_target:g} [{row.steps_low:g}, {row.steps_high:g}]"
+            for row in ranked.head(SUMMARY_BEST).itertuples()
+        ]
+        best += ["-"] * (SUMMARY_BEST - len(best))
+        first = group.iloc[0]
+        rows.append(
+            {
+                "problem": problem,
+                "judged_on": first["judged_on"],
+                "target": first["target"],
+                **{f"fastest_{i + 1}": text for i, text in enumerate(best)},
+                "reached_by": f"{int((group['steps_to_target'].notna()).sum())} of {len(group)}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _summary_section(report, table):
+    """The report's first section: the fastest optimizers of every problem."""
+    section = Section("Summary")
+    report.sections.insert(0, section)
+    report.text(
+        section,
+        "The fastest optimizers of each problem by median steps to its target, with the 95% "
+        "bootstrap interval over seeds in brackets (details, seconds and the performance "
+        "profiles: the Ranking section).",
+    )
+    report.table(section, "summary", summary_table(table), "Fastest to target, per problem.")
 
 
 def _steps_measurements(log, targets, metric):
