@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from process_helpers import kill_after_cells
 
 from optbench import runner, sweep, tables
 
@@ -161,21 +162,11 @@ def test_killed_command_line_sweep_resumes(tmp_path):
     grid = {"problems": ["rosenbrock"], "optimizers": ["sgd", "adam"], "seeds": [0, 1, 2]}
     grid |= {"lrs": [1e-4, 1e-3], "steps": 10000, "log_every": 2500}
     command = [
-        sys.executable, "-m", "optbench", "sweep", "--problems", "rosenbrock",
+        "sweep", "--problems", "rosenbrock",
         "--optimizers", "sgd,adam", "--lrs", "1e-4,1e-3", "--seeds", "0,1,2",
         "--steps", "10000", "--log-every", "2500", "--out", str(out), "--no-progress",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:
-        while len(list((out / "cells").glob("*.parquet"))) < 3:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        process.stderr.close()
+    kill_after_cells(command, out / "cells", 3)
     finished = {p.stem for p in (out / "cells").glob("*.parquet")}
     assert 3 <= len(finished) < 12 and not (out / "results.parquet").exists()
 

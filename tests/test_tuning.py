@@ -4,14 +4,11 @@ tables, resuming after SIGKILL with nothing lost or repeated, and bad input refu
 import dataclasses
 import math
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from process_helpers import kill_after_cells
 
 from optbench import cli, optim, registry, sweep, tuning
 from optbench.spec import (
@@ -224,21 +221,7 @@ def test_killed_tuning_resumes_with_nothing_lost_or_repeated(tmp_path):
     """SIGKILL a real `optbench tune` after its first trials, then finish the campaign: every
     trial once, the early ones not run again, the same table as an uninterrupted campaign."""
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "optbench", *COMMAND, "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    try:
-        while len(list((out / "cells").glob("*.parquet"))) < 3:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        process.stderr.close()
+    kill_after_cells([*COMMAND, "--out", str(out)], out / "cells", 3)
     early = {p.name: os.stat(p).st_mtime_ns for p in (out / "cells").glob("*.parquet")}
     assert 3 <= len(early) < 12 and not (out / tuning.TRIALS_TABLE).exists()
 

@@ -201,22 +201,17 @@ def lr_sensitivity_figure(data, best):
             ax.set_ylim(top=ax.get_ylim()[1])
             top = ax.get_ylim()[1]
             for optimizer, line in subset.groupby("optimizer", sort=False):
-                lost = line[~np.isfinite(line["median"])]
-                ax.scatter(
-                    lost["lr"],
-                    [top] * len(lost),
-                    marker="x",
-                    color=palette[optimizer],
-                    clip_on=False,
-                )
-                high = line[np.isfinite(line["median"]) & (line["median"] > ceiling)]
-                ax.scatter(
-                    high["lr"],
-                    [top] * len(high),
-                    marker="^",
-                    color=palette[optimizer],
-                    clip_on=False,
-                )
+                finite = np.isfinite(line["median"])
+                # crosses: diverged; triangles: finite but blown up
+                for off, marker in ((~finite, "x"), (finite & (line["median"] > ceiling), "^")):
+                    edge = line[off]
+                    ax.scatter(
+                        edge["lr"],
+                        [top] * len(edge),
+                        marker=marker,
+                        color=palette[optimizer],
+                        clip_on=False,
+                    )
         ax.set_title(problem)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("final loss")
