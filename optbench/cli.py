@@ -22,6 +22,7 @@ COMMANDS = {
     "check": ("optbench.commands.check", "conformance checks of optimizers against their specs"),
     "throughput": ("optbench.commands.throughput", "kernel speed against the memory roofline"),
     "report": ("optbench.commands.report", "convergence and throughput report (the main job)"),
+    "pack": ("optbench.commands.pack", "baseline packs: build, merge, show"),
     "compare": ("optbench.commands.compare", "ratios between two result sets"),
     "regress": ("optbench.commands.regress", "asv comparison of two commits; fails on regressions"),
 }

@@ -30,6 +30,7 @@ from optbench.report import (
     document,
     ema,
     history,
+    packs,
     profiles,
     ranking,
     runs,
@@ -819,7 +820,7 @@ def test_a_fixed_target_ranks_on_accuracy_and_leaves_other_problems_to_more_wild
     profile = dataclasses.replace(
         profiles.TINY, studies=(study, profiles.Study("quadratic", steps=3))
     )
-    monkeypatch.setattr(build, "fixed_targets", lambda _: {"logistic_regression": 0.8})
+    monkeypatch.setattr(packs, "fixed_targets", lambda _: {"logistic_regression": 0.8})
     rows = []
     for optimizer, accuracies in (("sgd", [0.5, 0.79, 0.81]), ("adam", [0.5, 0.85, 0.9])):
         for seed in (0, 1, 2):
@@ -829,9 +830,12 @@ def test_a_fixed_target_ranks_on_accuracy_and_leaves_other_problems_to_more_wild
     log = pd.DataFrame(
         rows,
         columns=["problem", "optimizer", "seed", "step", "test_accuracy", "full_train_loss"],
-    ).assign(wall_time=lambda f: 0.01 * f["step"], diverged=False)
+    ).assign(
+        wall_time=lambda f: 0.01 * f["step"], diverged=False, source=build.THIS_RUN, machine="m"
+    )
     report = build.Report(tmp_path, progress=False)
-    build._ranking_section(report, profile, log, None)
+    data = build.Convergence(finals={}, scores=pd.DataFrame(), best=pd.DataFrame())
+    build._ranking_section(report, profile, log, None, data)
     assert [s.title for s in report.sections] == ["Summary", "Ranking"]
     summary = next(
         b.frame for b in report.sections[0].blocks if getattr(b, "name", "") == "summary"

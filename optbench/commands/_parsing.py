@@ -90,3 +90,13 @@ def check_table_path(path, option="--out"):
     if path is not None and not path.endswith((".csv", ".parquet")):
         raise UsageError(f"{option} {path!r}: the file name must end in .csv or .parquet")
     check_file_path(path, option)
+
+
+def optimizer_name(option, text):
+    """The registered name of the optimizer ``text`` (a converter of :func:`comma_list`)."""
+    from .. import registry
+
+    try:
+        return registry.get(text).name
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None

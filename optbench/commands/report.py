@@ -10,7 +10,6 @@ import re
 import sys
 import time
 
-from .. import registry
 from . import UsageError, _parsing
 from ._parsing import check_directory_path
 
@@ -59,17 +58,43 @@ def add_arguments(parser):
         help="comma-separated optimizers of the convergence studies, plugins' included "
         "(default: the profile's)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="PACK",
+        help="compare --optimizers with a baseline pack instead of running a profile: a pack "
+        "file, or the name of a shipped pack (quick); only the named optimizers run, on the "
+        "pack's studies, grids and seeds",
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="judge on Moré-Wild targets over the runs present and score relative to the best "
+        "present, even where a shipped pack of the profile holds fixed references",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
 
 def command(args):
     from ..report import build, profiles
 
-    name_of_profile = args.profile or ("quick" if args.quick else "full")
-    profile = profiles.get(name_of_profile)
+    names = None
     if args.optimizers is not None:
-        names = _parsing.comma_list("--optimizers", args.optimizers, _optimizer_name)
-        profile = dataclasses.replace(profile, optimizers=tuple(dict.fromkeys(names)))
+        names = _parsing.comma_list("--optimizers", args.optimizers, _parsing.optimizer_name)
+        names = tuple(dict.fromkeys(names))
+    baseline = None
+    if args.baseline is not None:
+        from .pack import load
+
+        if args.profile or args.quick:
+            raise UsageError("--baseline: the pack sets the studies; give no --profile or --quick")
+        if names is None:
+            raise UsageError("--baseline: name the optimizers to compare with --optimizers")
+        baseline = load(args.baseline, "--baseline")
+        profile = baseline.profile_for(names)
+    else:
+        profile = profiles.get(args.profile or ("quick" if args.quick else "full"))
+        if names is not None:
+            profile = dataclasses.replace(profile, optimizers=names)
     name = args.name or profile.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise UsageError(
@@ -90,15 +115,10 @@ def command(args):
         throughput=not args.no_throughput,
         asv_results=args.asv_results,
         progress=not args.no_progress,
+        baseline=baseline,
+        reference=None if args.no_reference else "shipped",
     )
     seconds = time.perf_counter() - start
     print(f"report written to {os.path.abspath(index)} in {seconds:.0f} s", file=sys.stderr)
     print(os.path.abspath(index))
     return 0
-
-
-def _optimizer_name(option, text):
-    try:
-        return registry.get(text).name
-    except ValueError as error:
-        raise UsageError(f"{option}: {error}") from None

@@ -29,6 +29,7 @@ from . import (
     ema,
     figures,
     history,
+    packs,
     ranking,
     render_html,
     render_markdown,
@@ -101,6 +102,8 @@ def build(
     throughput=True,
     asv_results=".asv/results",
     progress=True,
+    baseline=None,
+    reference="shipped",
 ):
     """Write the report of ``profile`` (a :class:`.profiles.Profile`) to ``out_dir`` and return
     the path of its ``index.html``.
@@ -110,6 +113,14 @@ def build(
     throughput : measure kernel speed (False: skip the throughput section, and the ranking's
         seconds are left empty)
     asv_results : asv's results directory, drawn as history when it holds results
+    baseline : a :class:`.packs.Pack`: compare ``profile``'s optimizers (run now on the pack's
+        studies: ``pack.profile_for(names)``) with the pack's others, judged on the pack's
+        references; the lessons, throughput and history are left out
+    reference : the pack whose references judge the studies (targets of closed-form problems,
+        reference steps of the absolute score): a :class:`.packs.Pack`, ``"shipped"`` (the
+        package's pack of the profile, where it has one that matches) or None (Moré-Wild
+        targets over the runs present and scores relative to the best present); a
+        ``baseline`` is its own reference
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
@@ -122,9 +133,11 @@ def build(
             f"threads must be <= NUMBA_NUM_THREADS ({numba.config.NUMBA_NUM_THREADS}), "
             f"got {threads}"
         )
+    pack = _reference_pack(profile, baseline, reference)
     os.makedirs(out_dir, exist_ok=True)
     report = Report(out_dir, progress)
     started = time.perf_counter()
+    machine = packs.this_machine()
 
     with report.stage("convergence studies"):
         tuned = {
@@ -133,8 +146,9 @@ def build(
             )
             for study in profile.studies
         }
+        data = _convergence(profile, tuned, pack, baseline=baseline is not None, machine=machine[0])
     speeds = None
-    if throughput and profile.throughput is not None:
+    if throughput and profile.throughput is not None and baseline is None:
         with report.stage("throughput"):
             speeds = speed.measure_profile(
                 profile,
@@ -144,29 +158,14 @@ def build(
             )
 
     with report.stage("convergence figures"):
-        _convergence_sections(report, profile, tuned, speeds)
-    with report.stage("2-D trajectories"):
-        _trajectory_section(report, profile, tuned, out_dir, progress)
-    with report.stage("batch sizes"):
-        _batch_section(report, profile, tuned, out_dir, jobs, progress)
-    with report.stage("normalization"):
-        _normalization_section(report, profile, out_dir, jobs, progress)
-    with report.stage("grokking"):
-        _grokking_section(report, profile, out_dir, progress)
-    with report.stage("EMA lesson"):
-        _ema_section(report)
-    if speeds is not None:
-        with report.stage("throughput figures"):
-            speed.sections(report, speeds)
-    with report.stage("asv history"):
-        _history_section(report, asv_results)
-
-    machine = report.section("Machine and software")
-    report.table(machine, "machine", sysinfo.collect(threads), "Where and with what this ran.")
+        _convergence_sections(report, profile, data, speeds)
+    if baseline is None:
+        _lesson_sections(report, profile, tuned, out_dir, jobs, progress, speeds, asv_results)
+    _machine_section(report, threads, machine, pack)
     total = time.perf_counter() - started
     timings = pd.DataFrame([*report.timings, ("total", total)], columns=["stage", "seconds"])
     report.table(
-        machine,
+        report.sections[-1],
         "timings",
         timings,
         "Time per stage of this build (runs reused from an earlier build cost nothing).",
@@ -191,6 +190,64 @@ def build(
     return index
 
 
+def _reference_pack(profile, baseline, reference):
+    """The pack that judges ``profile``'s studies (see :func:`build`), or None."""
+    if baseline is not None:
+        if not isinstance(baseline, packs.Pack):
+            raise TypeError(f"baseline must be a packs.Pack, got {type(baseline).__name__}")
+        if not baseline.matches(profile):
+            raise ValueError(
+                "baseline: the profile's studies, seeds or tolerance are not the pack's "
+                "(make the profile with pack.profile_for(optimizers))"
+            )
+        return baseline
+    if isinstance(reference, str) and reference == "shipped":
+        pack = packs.shipped(profile.name)
+        return pack if pack is not None and pack.matches(profile) else None
+    if reference is not None and not isinstance(reference, packs.Pack):
+        raise TypeError(
+            f"reference must be a packs.Pack, 'shipped' or None, got {type(reference).__name__}"
+        )
+    if reference is not None and not reference.matches(profile):
+        raise ValueError("reference: the profile's studies, seeds or tolerance are not the pack's")
+    return reference
+
+
+def _lesson_sections(report, profile, tuned, out_dir, jobs, progress, speeds, asv_results):
+    with report.stage("2-D trajectories"):
+        _trajectory_section(report, profile, tuned, out_dir, progress)
+    with report.stage("batch sizes"):
+        _batch_section(report, profile, tuned, out_dir, jobs, progress)
+    with report.stage("normalization"):
+        _normalization_section(report, profile, out_dir, jobs, progress)
+    with report.stage("grokking"):
+        _grokking_section(report, profile, out_dir, progress)
+    with report.stage("EMA lesson"):
+        _ema_section(report)
+    if speeds is not None:
+        with report.stage("throughput figures"):
+            speed.sections(report, speeds)
+    with report.stage("asv history"):
+        _history_section(report, asv_results)
+
+
+def _machine_section(report, threads, machine, pack):
+    section = report.section("Machine and software")
+    report.table(section, "machine", sysinfo.collect(threads), "Where and with what this ran.")
+    if pack is not None:
+        rows = [
+            {"machine": identifier, **description}
+            for identifier, description in pack.machines.items()
+        ]
+        report.table(
+            section,
+            "pack-machines",
+            pd.DataFrame(rows),
+            f"The machines of the baseline pack ({pack.profile}, made {pack.created}, fixed "
+            f"targets v{pack.targets_version}); this machine is {machine[0]!r}.",
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # convergence
 # --------------------------------------------------------------------------------------------
@@ -198,9 +255,58 @@ def _labelled(log, study):
     return log.assign(problem=study.label)
 
 
-def _convergence_sections(report, profile, tuned, speeds):
+@dataclasses.dataclass
+class Convergence:
+    """The tuned studies as the sections draw them: ``finals`` (study label to its final
+    runs, the pack's baselines beside this build's), ``scores`` (search scores), ``best``
+    (the chosen rates), the ``pack`` that judges them and its ``references`` (None: Moré-Wild
+    targets over the runs present, relative scores)."""
+
+    finals: dict
+    scores: pd.DataFrame
+    best: pd.DataFrame
+    pack: object = None
+    references: pd.DataFrame | None = None
+    baseline: bool = False
+
+
+def _convergence(profile, tuned, pack, *, baseline, machine):
+    """Join this build's tuned studies with the pack's runs (``baseline``: those of the
+    optimizers not run now) and the pack's references."""
+    finals, scores, best = {}, [], []
+    for study in profile.studies:
+        result = tuned[study.label]
+        finals[study.label] = _labelled(result.final, study).assign(
+            machine=machine, source=THIS_RUN
+        )
+        scores.append(sweep.score_runs(result.search).assign(problem=study.label))
+        best.append(result.best.assign(problem=study.label))
+    references = None
+    if pack is not None:
+        references = packs.references(pack, prefer=machine)
+    if baseline:
+        others = ~pack.runs["optimizer"].isin(list(profile.optimizers))
+        kept = packs.Pack(**{**vars(pack), "runs": pack.runs[others]})
+        log = kept.final_log(prefer=machine).assign(source=PACK)
+        for label, rows in log.groupby("problem", sort=False):
+            finals[label] = pd.concat([rows, finals[label]], ignore_index=True)
+        scores.insert(0, kept.search_scores(prefer=machine))
+        best.insert(0, kept.best(prefer=machine))
+    return Convergence(
+        finals=finals,
+        scores=pd.concat(scores, ignore_index=True),
+        best=pd.concat(best, ignore_index=True),
+        pack=pack,
+        references=references,
+        baseline=baseline,
+    )
+
+
+def _convergence_sections(report, profile, data, speeds):
     section = report.section("Convergence")
-    if profile.lrs is None:
+    if profile.lrs is None and all(s.lrs is not None for s in profile.studies):
+        grid = "each study's own"
+    elif profile.lrs is None:
         grid = "each optimizer's registry lr times 10^k, k = -2, -1.5, ..., 1"
     else:
         grid = ", ".join(f"{lr:g}" for lr in profile.lrs)
@@ -214,7 +320,15 @@ def _convergence_sections(report, profile, tuned, speeds):
         "seeds as a line, the interquartile range as a band. Problems with a known minimum f* "
         "show f - f*.",
     )
-    own = [s for s in profile.studies if s.lrs is not None]
+    if data.baseline:
+        machines = ", ".join(data.pack.machines)
+        report.text(
+            section,
+            f"Run now: {', '.join(profile.optimizers)}; the other optimizers are the baseline "
+            f"pack's ({data.pack.profile}, made {data.pack.created} on {machines}), tuned on "
+            "the same grids and seeds. Wall-clock axes: each run's own machine.",
+        )
+    own = [s for s in profile.studies if s.lrs is not None and profile.lrs is not None]
     if own:
         report.text(
             section,
@@ -222,19 +336,16 @@ def _convergence_sections(report, profile, tuned, speeds):
             + "; ".join(f"{s.label}: {', '.join(f'{lr:g}' for lr in s.lrs)}" for s in own)
             + ".",
         )
-    finals = []
     for study in profile.studies:
-        result = tuned[study.label]
-        final = _labelled(result.final, study)
-        finals.append(final)
+        final = data.finals[study.label]
         optimum = convergence.problem_optimum(study.problem, study.options)
-        data = convergence.curve_data(final, optimum=optimum)
+        curves = convergence.curve_data(final, optimum=optimum)
         # a problem without data has one step per epoch: no epochs axis to repeat the steps'
         x_axes = convergence.X_AXES
         if (final["epoch"] == final["step"]).all():
             x_axes = tuple(axis for axis in x_axes if axis[0] != "epoch")
         fig = convergence.curves_figure(
-            data, title=study.label, suboptimality=optimum is not None, x_axes=x_axes
+            curves, title=study.label, suboptimality=optimum is not None, x_axes=x_axes
         )
         name = f"curves-{study.key}"
         report.figure(
@@ -244,93 +355,80 @@ def _convergence_sections(report, profile, tuned, speeds):
             f"{study.label}: loss against steps"
             f"{', epochs' if len(x_axes) == 3 else ''} and wall-clock time "
             f"(batch size {study.batch_size}; median and IQR over {len(profile.seeds)} seeds).",
-            data,
+            curves,
         )
-    log = pd.concat(finals, ignore_index=True)
-    report.measurements.append(compare.run_measurements(log))
+    log = pd.concat(list(data.finals.values()), ignore_index=True)
+    report.measurements.append(compare.run_measurements(log[log["source"] == THIS_RUN]))
 
     section = report.section("Learning-rate sensitivity")
-    scores = pd.concat(
-        [sweep.score_runs(tuned[s.label].search).assign(problem=s.label) for s in profile.studies],
-        ignore_index=True,
-    )
-    best = pd.concat(
-        [tuned[s.label].best.assign(problem=s.label) for s in profile.studies], ignore_index=True
-    )
-    data = convergence.lr_sensitivity_data(scores)
+    sensitivity = convergence.lr_sensitivity_data(data.scores)
     report.figure(
         section,
         "lr-sensitivity",
-        convergence.lr_sensitivity_figure(data, best),
+        convergence.lr_sensitivity_figure(sensitivity, data.best),
         "Final loss (the tuning score) against learning rate: median and IQR over the search "
         "seeds; crosses on the top edge: diverged; triangles there: finite but blown up (more "
         f"than {convergence.BLOWN_UP_FACTOR:g} times the loss scale above the loss at the "
         "smallest rate); rings: the rate chosen.",
-        data,
+        sensitivity,
     )
     report.table(
         section,
         "tuned-lr",
-        best[["problem", "optimizer", "batch_size", "lr", "score"]],
+        data.best[["problem", "optimizer", "batch_size", "lr", "score"]],
         "The learning rate chosen per problem and optimizer, and its mean search score.",
     )
 
-    _ranking_section(report, profile, log, speeds)
+    _ranking_section(report, profile, log, speeds, data)
+
+
+THIS_RUN = "this run"
+PACK = "pack"
 
 
 def fixed_targets(profile):
     """``{study label: target}``: the stored test-accuracy target (:mod:`optbench.targets`)
-    of every study that is one of its workloads."""
-    found = {}
-    for study in profile.studies:
-        workload = stored_targets.Workload(
-            study.problem,
-            dict(study.options),
-            study.batch_size,
-            study.epochs,
-            study.steps,
-            metric="test_accuracy",
-        )
-        value = stored_targets.target_of(workload)
-        if value is not None and study.target is None:
-            found[study.label] = value
-    return found
+    of every study of ``profile`` that is one of its workloads."""
+    return packs.fixed_targets(profile.studies)
 
 
-def _ranking_section(report, profile, log, speeds):
+def _ranking_section(report, profile, log, speeds, data):
     section = report.section("Ranking")
-    fixed = fixed_targets(profile)
-    # one lower-is-better column: the training loss, or minus the test accuracy where a fixed
-    # target judges the accuracy
-    metric = "judged"
-    on_accuracy = log["problem"].isin(list(fixed))
-    log = log.assign(judged=np.where(on_accuracy, -log["test_accuracy"], log["full_train_loss"]))
-    given = {s.label: s.target for s in profile.studies if s.target is not None}
-    targets = pd.Series({label: -value for label, value in fixed.items()}, dtype=float)
-    if (~on_accuracy).any():
-        loss_targets = ranking.more_wild_targets(
-            log[~on_accuracy], tol=profile.tolerance, metric="full_train_loss"
-        )
-        loss_targets.update(pd.Series(given, dtype=float))
-        targets = pd.concat([targets, loss_targets])
+    references = data.references
+    if references is None:
+        targets = packs.study_targets(profile.studies, log, profile.tolerance)
+    else:
+        targets = references
+    fixed = [label for label, row in targets.iterrows() if row["judged_on"] == packs.ON_ACCURACY]
+    log = packs.judged(log, fixed)
     cost = None
     if speeds is not None:
         sizes = speed.problem_sizes(profile)
         cost = speed.step_cost(speeds.problem_table, sizes, profile.optimizers)
-    table = ranking.ranking(log, targets, cost, metric=metric)
+    judged_targets = targets["judged_target"]
+    table = ranking.ranking(log, judged_targets, cost, metric=packs.JUDGED)
     version = stored_targets.stored()["version"]
-    table["target"] = table["problem"].map(lambda p: fixed.get(p, targets.get(p)))
+    table["target"] = table["problem"].map(targets["target"])
+    fixed_text = f"test accuracy >= (fixed, v{version})"
+    loss_text = "training loss <= " + ("(pack)" if references is not None else "(Moré-Wild)")
     table.insert(
         3,
         "judged_on",
-        table["problem"].map(
-            lambda p: (
-                f"test accuracy >= (fixed, v{version})"
-                if p in fixed
-                else "training loss <= (Moré-Wild)"
-            )
-        ),
+        table["problem"].map(lambda p: fixed_text if p in fixed else loss_text),
     )
+    sources = log.drop_duplicates(["problem", "optimizer"]).set_index(["problem", "optimizer"])
+    pairs = pd.MultiIndex.from_frame(table[["problem", "optimizer"]])
+    table["source"] = sources["source"].reindex(pairs).to_numpy()
+    table["machine"] = sources["machine"].reindex(pairs).to_numpy()
+    pack_text = ""
+    if references is not None:
+        pack_text = (
+            f" Closed-form problems' loss targets and every problem's reference steps come "
+            f"from the baseline pack ({data.pack.profile}, made {data.pack.created}): Moré and "
+            f"Wild's target over the pack's runs, and the fewest median steps of any of its "
+            "optimizers to the target; the targets and scores therefore do not move when an "
+            "optimizer is added."
+        )
     report.text(
         section,
         "Target per problem: the fixed target of its workload where optbench stores one (test "
@@ -339,13 +437,15 @@ def _ranking_section(report, profile, log, speeds):
         f"else closing all but {profile.tolerance:g} of the gap between the "
         "initial loss and the lowest loss any optimizer reached (Moré and Wild), on the "
         "full-batch training loss at evaluation points (every logged step for problems without "
-        "data, every epoch end for the others); a profile may set a target instead. Steps: "
-        "median over seeds, a seed that never reaches the target counting as infinitely many "
-        "steps (not reached by the median seed: a dash). Seconds: steps x the optimizer "
-        "kernel's measured time per step at the problem's parameter count (the throughput "
-        "measurement); wall seconds: the runs' measured training time, gradients included.",
+        "data, every epoch end for the others); a profile may set a target instead."
+        + pack_text
+        + " Steps: median over seeds, a seed that never reaches the target counting as "
+        "infinitely many steps (not reached by the median seed: a dash). Seconds: steps x the "
+        "optimizer kernel's measured time per step at the problem's parameter count (the "
+        "throughput measurement); wall seconds: the runs' measured training time, gradients "
+        "included, on the machine named in the row.",
     )
-    unfused = [name for name in profile.optimizers if not registry.get(name).fused]
+    unfused = [name for name in table["optimizer"].unique() if not registry.get(name).fused]
     if unfused:
         report.text(
             section,
@@ -361,36 +461,55 @@ def _ranking_section(report, profile, log, speeds):
         "interval of the median steps over seeds (inf: not reached in that share of "
         "resamples).",
     )
-    report.measurements.append(_steps_measurements(log, targets, metric))
-    _summary_section(report, table)
-    runs = ranking.first_reach(log, targets, metric=metric)
+    report.measurements.append(
+        _steps_measurements(log[log["source"] == THIS_RUN], judged_targets, packs.JUDGED)
+    )
+    _summary_section(report, table, data)
+    runs = ranking.first_reach(log, judged_targets, metric=packs.JUDGED)
     step_costs = {"steps": None}
     if cost is not None:
         step_costs["seconds"] = cost
     for column, label in (("steps_to_target", "steps"), ("seconds_to_target", "seconds")):
         costs = table.rename(columns={column: "cost"})[["problem", "optimizer", "cost"]]
-        if costs["cost"].notna().any():
-            profile_data = ranking.performance_profile(costs)
-            intervals = ranking.profile_score_intervals(runs, step_costs.get(label))
-            scores = ranking.profile_scores(costs).to_frame().join(intervals).reset_index()
-            report.figure(
-                section,
-                f"performance-profile-{label}",
-                ranking.profile_figure(
-                    profile_data, title=f"performance profile: {label} to target"
-                ),
-                f"Dolan-Moré performance profile of {label} to target: the fraction of problems "
-                f"each optimizer solves within a factor τ of the best optimizer's {label}.",
-                [("", profile_data), ("-scores", scores)],
-            )
-            report.table(
-                section,
-                f"profile-scores-{label}",
-                scores,
-                f"Area under each profile on [1, 4] over 3 ({label}): 1 = fastest on every "
-                "problem, 0 = solves none within a factor 4; score_low and score_high: its 95% "
-                "bootstrap interval, every problem's seeds resampled.",
-            )
+        if not costs["cost"].notna().any():
+            continue
+        reference = None
+        if label == "steps" and references is not None:
+            reference = references["reference_steps"]
+        profile_data = ranking.performance_profile(costs, reference=reference)
+        intervals = ranking.profile_score_intervals(
+            runs, step_costs.get(label), reference=reference
+        )
+        scores = (
+            ranking.profile_scores(costs, reference=reference).to_frame().join(intervals)
+        ).reset_index()
+        against = (
+            "the baseline pack's reference steps (the fewest of its optimizers)"
+            if reference is not None
+            else f"the best optimizer's {label} present"
+        )
+        report.figure(
+            section,
+            f"performance-profile-{label}",
+            ranking.profile_figure(profile_data, title=f"performance profile: {label} to target"),
+            f"Dolan-Moré performance profile of {label} to target: the fraction of problems "
+            f"each optimizer solves within a factor τ of {against}.",
+            [("", profile_data), ("-scores", scores)],
+        )
+        absolute = (
+            " Against the pack's fixed references, a score depends on the optimizer's own "
+            "runs alone: adding an optimizer changes no other score."
+            if reference is not None
+            else " Relative to the best present: adding an optimizer can change every score."
+        )
+        report.table(
+            section,
+            f"profile-scores-{label}",
+            scores,
+            f"Area under each profile on [1, 4] over 3 ({label}): 1 = as fast as {against} "
+            "on every problem, 0 = solves none within a factor 4; score_low and score_high: "
+            "its 95% bootstrap interval, every problem's seeds resampled." + absolute,
+        )
 
 
 SUMMARY_BEST = 3
@@ -423,8 +542,64 @@ def summary_table(table):
     return pd.DataFrame(rows)
 
 
-def _summary_section(report, table):
-    """The report's first section: the fastest optimizers of every problem."""
+def pack_comparison(table, pack_table, references):
+    """This build's optimizers against a baseline pack, one row per (problem, optimizer) of
+    ``table`` run now (``source`` :data:`THIS_RUN`): median steps to target with the 95%
+    interval; the same optimizer's in the pack (``pack_steps``, where it has one) and the
+    change (``new``; ``faster`` or ``slower`` where the two intervals do not overlap, else
+    ``same``; ``now reaches`` or ``no longer reaches``); the ratio to the pack's reference
+    steps and the best baseline; the rank among the pack's other optimizers (1 = none
+    faster; none where the target is not reached)."""
+    rows = []
+    ours = table[table["source"] == THIS_RUN]
+    for row in ours.itertuples(index=False):
+        in_pack = pack_table[pack_table["problem"] == row.problem]
+        same = in_pack[in_pack["optimizer"] == row.optimizer]
+        others = in_pack[in_pack["optimizer"] != row.optimizer]
+        steps = _inf(row.steps_to_target)
+        before = None if same.empty else same.iloc[0]
+        change = "new" if before is None else _change(row, before)
+        reference = references.loc[row.problem]
+        rows.append(
+            {
+                "problem": row.problem,
+                "optimizer": row.optimizer,
+                "steps": row.steps_to_target,
+                "steps_low": row.steps_low,
+                "steps_high": row.steps_high,
+                "pack_steps": np.nan if before is None else before["steps_to_target"],
+                "change": change,
+                "ratio_to_reference": steps / reference["reference_steps"]
+                if np.isfinite(steps)
+                else np.nan,
+                "reference": f"{reference['reference_optimizer']} {reference['reference_steps']:g}",
+                "rank_among_pack": 1 + int((others["steps_to_target"].fillna(np.inf) < steps).sum())
+                if np.isfinite(steps)
+                else np.nan,
+                "pack_optimizers": len(others),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _inf(value):
+    return np.inf if pd.isna(value) else float(value)
+
+
+def _change(now, before):
+    steps, old = _inf(now.steps_to_target), _inf(before["steps_to_target"])
+    if np.isfinite(steps) != np.isfinite(old):
+        return "now reaches" if np.isfinite(steps) else "no longer reaches"
+    if now.steps_low > before["steps_high"]:
+        return "slower"
+    if now.steps_high < before["steps_low"]:
+        return "faster"
+    return "same"
+
+
+def _summary_section(report, table, data):
+    """The report's first section: the fastest optimizers of every problem and, against a
+    pack, what changed."""
     section = Section("Summary")
     report.sections.insert(0, section)
     report.text(
@@ -434,6 +609,27 @@ def _summary_section(report, table):
         "profiles: the Ranking section).",
     )
     report.table(section, "summary", summary_table(table), "Fastest to target, per problem.")
+    if data.pack is None:
+        return
+    pack_table = packs.ranking_table(data.pack)
+    compared = pack_comparison(table, pack_table, data.references)
+    changed = compared[~compared["change"].isin(["same"])]
+    report.text(
+        section,
+        f"Against the baseline pack ({data.pack.profile}, made {data.pack.created} on "
+        f"{', '.join(data.pack.machines)}): {len(compared)} optimizer-problem pairs run now, "
+        f"{int((compared['change'] == 'new').sum())} new to the pack, "
+        f"{len(changed) - int((compared['change'] == 'new').sum())} changed beyond the "
+        "intervals. ratio_to_reference: steps over the pack's fewest (below 1: faster than "
+        "every baseline); rank_among_pack: 1 + the pack's other optimizers that are faster.",
+    )
+    report.table(
+        section,
+        "against-pack",
+        compared,
+        "This build's optimizers against the pack: steps to target now and in the pack, the "
+        "change (faster or slower: the 95% intervals do not overlap).",
+    )
 
 
 def _steps_measurements(log, targets, metric):

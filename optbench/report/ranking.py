@@ -19,7 +19,15 @@ problem ``p`` (infinite when it failed), ``r[p, s] = t[p, s] / min_s t[p, s]`` a
 which ``s`` is fastest, ``rho_s(tau)`` for large ``tau`` the share it solves at all. The score
 is the area under ``rho_s`` on ``[1, tau_max]`` over ``tau_max - 1`` (1: fastest everywhere,
 0: solves nothing within ``tau_max``), as AlgoPerf scores submissions.
+
+Relative to the best solver present, a score moves whenever a solver is added. Against fixed
+*reference* costs per problem (a baseline pack's fewest steps to its fixed target,
+:mod:`optbench.report.packs`) ``r[p, s] = t[p, s] / t_ref[p]``, a ratio below 1 counting as
+1: each solver's score then depends on its own costs alone, and 1 means at least as fast as
+the reference everywhere.
 """
+
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -97,28 +105,48 @@ def ranking(log, targets, step_cost=None, *, metric="train_loss"):
     return table
 
 
-def performance_ratios(costs, *, problem="problem", solver="optimizer", cost="cost"):
+def performance_ratios(
+    costs, *, reference=None, problem="problem", solver="optimizer", cost="cost"
+):
     """``r[p, s] = t[p, s] / min_s t[p, s]`` as a problem x solver frame; NaN or non-positive
-    costs count as failures (``inf``); a problem no solver solves has ``inf`` everywhere."""
+    costs count as failures (``inf``); a problem no solver solves has ``inf`` everywhere.
+
+    reference : a Series of a fixed cost per problem (a baseline pack's reference steps) to
+        divide by instead of the best present, so that one solver's ratios do not depend on
+        the others; a ratio may then be below 1."""
     _require(costs, [problem, solver, cost], "costs")
     if costs.duplicated([problem, solver]).any():
         raise ValueError(f"costs has more than one row for some ({problem}, {solver}) pair")
     wide = costs.set_index([problem, solver])[cost].astype(float).unstack(solver)
     wide = wide.where(wide > 0).fillna(np.inf)
     best = wide.min(axis=1).to_numpy()
+    if reference is not None:
+        best = _reference_costs(reference, wide.index)
     with np.errstate(invalid="ignore"):
         ratios = wide.to_numpy() / best[:, None]
     ratios[~np.isfinite(best)] = np.inf
     return pd.DataFrame(ratios, index=wide.index, columns=wide.columns)
 
 
-def performance_profile(costs, *, tau_max=TAU_MAX, **columns):
+def _reference_costs(reference, index):
+    reference = pd.Series(reference, dtype=float)
+    missing = [p for p in index if p not in reference.index]
+    if missing:
+        raise ValueError(f"reference has no cost for problem {missing[0]!r}")
+    values = reference.reindex(index).to_numpy()
+    if not (np.isfinite(values) & (values > 0)).all():
+        raise ValueError("reference costs must be finite and positive")
+    return values
+
+
+def performance_profile(costs, *, tau_max=TAU_MAX, reference=None, **columns):
     """The Dolan-More profile as a tidy table (``optimizer``, ``tau``, ``fraction``): for each
     solver, ``rho_s(tau)`` at ``tau = 1``, at every ratio in ``[1, tau_max]`` and at
-    ``tau_max``, so that a step plot (``drawstyle="steps-post"``) is exact."""
+    ``tau_max``, so that a step plot (``drawstyle="steps-post"``) is exact. ``reference``: as
+    in :func:`performance_ratios` (a ratio below 1 counts as 1)."""
     if not tau_max > 1:
         raise ValueError(f"tau_max must be > 1, got {tau_max!r}")
-    ratios = performance_ratios(costs, **columns)
+    ratios = performance_ratios(costs, reference=reference, **columns).clip(lower=1.0)
     values = ratios.to_numpy()
     taus = np.unique(np.concatenate([[1.0, tau_max], values[values <= tau_max].ravel()]))
     rows = []
@@ -129,13 +157,15 @@ def performance_profile(costs, *, tau_max=TAU_MAX, **columns):
     return pd.DataFrame(rows, columns=["optimizer", "tau", "fraction"])
 
 
-def profile_scores(costs, *, tau_max=TAU_MAX, **columns):
+def profile_scores(costs, *, tau_max=TAU_MAX, reference=None, **columns):
     """Area under each solver's profile on ``[1, tau_max]`` over ``tau_max - 1``, exactly:
-    problem ``p`` adds ``(tau_max - r[p, s]) / (tau_max - 1) / n_problems`` when
-    ``r[p, s] <= tau_max``. A Series indexed by solver, sorted best first."""
+    problem ``p`` adds ``(tau_max - max(r[p, s], 1)) / (tau_max - 1) / n_problems`` when
+    ``r[p, s] <= tau_max``. A Series indexed by solver, sorted best first. With a
+    ``reference`` (see :func:`performance_ratios`) a solver's score depends on its own costs
+    alone; at least as fast as the reference on every problem scores 1."""
     if not tau_max > 1:
         raise ValueError(f"tau_max must be > 1, got {tau_max!r}")
-    ratios = performance_ratios(costs, **columns)
+    ratios = performance_ratios(costs, reference=reference, **columns).clip(lower=1.0)
     share = ((tau_max - ratios).clip(lower=0) / (tau_max - 1)).mean(axis=0)
     return share.rename("score").sort_values(ascending=False, kind="stable")
 
@@ -145,6 +175,7 @@ def profile_score_intervals(
     step_cost=None,
     *,
     tau_max=TAU_MAX,
+    reference=None,
     resamples=bootstrap.RESAMPLES,
     confidence=bootstrap.CONFIDENCE,
     seed=0,
@@ -152,15 +183,18 @@ def profile_score_intervals(
     """The bootstrap interval of each optimizer's profile score (:func:`profile_scores` of the
     median steps over seeds, times ``step_cost`` if given, a Series indexed by (problem,
     optimizer)): every (problem, optimizer)'s seeds are resampled with replacement, the
-    medians, ratios and scores recomputed, ``resamples`` times. ``runs``: rows of
-    :func:`first_reach`. A frame indexed by optimizer with ``score_low`` and ``score_high``."""
+    medians, ratios and scores recomputed, ``resamples`` times; each pair's draws are seeded
+    by ``seed`` and the pair's names, so they do not change when solvers are added. With a
+    ``reference`` (see :func:`performance_ratios`) the ratios divide by it, and a solver's
+    interval depends on its own runs alone. ``runs``: rows of :func:`first_reach`. A frame
+    indexed by optimizer with ``score_low`` and ``score_high``."""
     _require(runs, ["problem", "optimizer", "steps"], "runs")
     problems = sorted(runs["problem"].unique())
     solvers = sorted(runs["optimizer"].unique())
     costs = np.full((resamples, len(problems), len(solvers)), np.inf)
     for (problem, solver), group in runs.groupby(["problem", "optimizer"], sort=True):
         steps = group["steps"].to_numpy(dtype=float)
-        where = (seed, problems.index(problem), solvers.index(solver))
+        where = (seed, zlib.crc32(f"{problem}\0{solver}".encode()))
         draws = bootstrap.resample_indices(steps.size, resamples, where)
         median = np.median(steps[draws], axis=1)
         factor = 1.0
@@ -171,8 +205,10 @@ def profile_score_intervals(
         value = np.where(np.isfinite(value) & (value > 0), value, np.inf)
         costs[:, problems.index(problem), solvers.index(solver)] = value
     best = costs.min(axis=2, keepdims=True)
+    if reference is not None:
+        best = np.broadcast_to(_reference_costs(reference, problems)[None, :, None], best.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = np.where(np.isfinite(best), costs / best, np.inf)
+        ratios = np.where(np.isfinite(best), costs / best, np.inf).clip(min=1.0)
     scores = (np.clip(tau_max - ratios, 0.0, None) / (tau_max - 1.0)).mean(axis=1)
     rows = [bootstrap.quantile_interval(scores[:, j], confidence) for j in range(len(solvers))]
     return pd.DataFrame(
