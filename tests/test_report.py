@@ -145,6 +145,55 @@ def test_ranking_by_hand():
     assert math.isnan(table.loc["adam", "steps_to_target"])
     assert math.isnan(table.loc["adam", "seconds_to_target"])
     assert pd.isna(table.loc["adam", "rank"])
+    # final values: sgd 0.5, 0.4, 0.1 (median 0.4); adam 3, 1, 2 (median 2)
+    assert table.loc["sgd", "final"] == pytest.approx(0.4)
+    assert table.loc["adam", "final"] == 2.0
+    assert 0.1 <= table.loc["sgd", "final_low"] <= 0.4 <= table.loc["sgd", "final_high"] <= 0.5
+    # sgd's resampled median is always finite, adam's mostly not: sgd ranks first
+    assert (table.loc["sgd", "rank_low"], table.loc["sgd", "rank_high"]) == (1, 1)
+    assert (table.loc["adam", "rank_low"], table.loc["adam", "rank_high"]) == (1, 2)
+
+
+def test_rank_intervals_resample_the_shared_seeds_jointly():
+    # a is faster than b on every seed, by one step: every joint resample keeps a first
+    rows = [
+        ("p", name, seed, float(10 * seed + offset))
+        for seed in range(5)
+        for name, offset in (("a", 1), ("b", 2))
+    ]
+    runs = pd.DataFrame(rows, columns=["problem", "optimizer", "seed", "steps"])
+    ranks = ranking.rank_intervals(runs, resamples=500)
+    assert tuple(ranks.loc[("p", "a")]) == (1, 1)
+    assert tuple(ranks.loc[("p", "b")]) == (2, 2)
+
+
+def test_final_values_take_each_runs_last_value_and_inf_for_a_divergence():
+    log = _log([("p", "sgd", 0, [4.0, 3.0, 2.0]), ("p", "sgd", 1, [4.0, 1.0, np.nan])])
+    log["diverged"] = (log["seed"] == 1) & (log["step"] == 2)
+    finals = ranking.final_values(log, metric="full_train_loss")
+    assert list(finals["final"]) == [2.0, np.inf]
+    assert list(
+        ranking.final_values(log.drop(columns="diverged"), metric="full_train_loss")["final"]
+    ) == [2.0, 1.0]
+
+
+def test_steps_figure_draws_every_problem():
+    log = _log(
+        [
+            ("p", "sgd", 0, [4.0, 0.5]),
+            ("p", "adam", 0, [4.0, 3.0]),
+            ("q", "sgd", 0, [4.0, 2.0, 0.5]),
+            ("q", "adam", 0, [4.0, 0.5, 0.1]),
+        ]
+    )
+    table = ranking.ranking(log, {"p": 1.0, "q": 1.0}, metric="full_train_loss")
+    fig = ranking.steps_figure(table, marked=("adam",))
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["p", "q"]
+    # fastest at the top: q's adam (step 1) above sgd (step 2)
+    assert [t.get_text() for t in panels[1].get_yticklabels()] == ["sgd", "adam"]
+    bold = [t.get_fontweight() for t in panels[1].get_yticklabels()]
+    assert bold == ["normal", "bold"]
 
 
 def test_ranking_needs_a_target_for_every_problem():

@@ -407,6 +407,11 @@ def _ranking_section(report, profile, log, speeds, data):
         cost = speed.step_cost(speeds.problem_table, sizes, profile.optimizers)
     judged_targets = targets["judged_target"]
     table = ranking.ranking(log, judged_targets, cost, metric=packs.JUDGED)
+    # the final value in its own units: accuracy where the study is judged on accuracy
+    accuracy = table["problem"].isin(fixed).to_numpy()
+    table.loc[accuracy, ["final", "final_low", "final_high"]] = -table.loc[
+        accuracy, ["final", "final_high", "final_low"]
+    ].to_numpy()
     version = stored_targets.stored()["version"]
     table["target"] = table["problem"].map(targets["target"])
     fixed_text = f"test accuracy >= (fixed, v{version})"
@@ -457,15 +462,28 @@ def _ranking_section(report, profile, log, speeds, data):
         section,
         "ranking",
         table,
-        "Steps and seconds to the target loss; steps_low and steps_high: the 95% bootstrap "
+        "Steps and seconds to the target; steps_low and steps_high: the 95% bootstrap "
         "interval of the median steps over seeds (inf: not reached in that share of "
-        "resamples).",
+        "resamples); rank_low and rank_high: the interval of the rank, the seeds resampled "
+        "jointly; final: the median final value of what the problem is judged on (test "
+        "accuracy or training loss) with its interval.",
+    )
+    this_run = sorted(set(table.loc[table["source"] == THIS_RUN, "optimizer"]))
+    report.figure(
+        section,
+        "steps-to-target",
+        ranking.steps_figure(table, marked=this_run if data.baseline else ()),
+        "Median steps to target (dot) and its 95% bootstrap interval over seeds (bar; an "
+        "arrow: the interval reaches 'never'); a cross on the right edge: the median seed "
+        "never reaches the target"
+        + (" (bold: run now; the others: the baseline pack)." if data.baseline else "."),
+        table,
     )
     report.measurements.append(
         _steps_measurements(log[log["source"] == THIS_RUN], judged_targets, packs.JUDGED)
     )
-    _summary_section(report, table, data)
     runs = ranking.first_reach(log, judged_targets, metric=packs.JUDGED)
+    step_scores = None
     step_costs = {"steps": None}
     if cost is not None:
         step_costs["seconds"] = cost
@@ -502,6 +520,8 @@ def _ranking_section(report, profile, log, speeds, data):
             if reference is not None
             else " Relative to the best present: adding an optimizer can change every score."
         )
+        if label == "steps":
+            step_scores = scores
         report.table(
             section,
             f"profile-scores-{label}",
@@ -510,6 +530,7 @@ def _ranking_section(report, profile, log, speeds, data):
             "on every problem, 0 = solves none within a factor 4; score_low and score_high: "
             "its 95% bootstrap interval, every problem's seeds resampled." + absolute,
         )
+    _summary_section(report, table, data, step_scores)
 
 
 SUMMARY_BEST = 3
@@ -597,9 +618,9 @@ def _change(now, before):
     return "same"
 
 
-def _summary_section(report, table, data):
-    """The report's first section: the fastest optimizers of every problem and, against a
-    pack, what changed."""
+def _summary_section(report, table, data, step_scores):
+    """The report's first section: the fastest optimizers of every problem, the scores and,
+    against a pack, what changed."""
     section = Section("Summary")
     report.sections.insert(0, section)
     report.text(
@@ -609,6 +630,19 @@ def _summary_section(report, table, data):
         "profiles: the Ranking section).",
     )
     report.table(section, "summary", summary_table(table), "Fastest to target, per problem.")
+    if step_scores is not None:
+        against = (
+            "the baseline pack's reference steps: adding an optimizer changes no other score"
+            if data.references is not None
+            else "the fastest optimizer present"
+        )
+        report.table(
+            section,
+            "summary-scores",
+            step_scores,
+            "Score (area under the performance profile of steps to target on [1, 4], 1 = as "
+            f"fast as {against}) with its 95% bootstrap interval.",
+        )
     if data.pack is None:
         return
     pack_table = packs.ranking_table(data.pack)

@@ -31,6 +31,7 @@ import zlib
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 
 from .. import bootstrap
 from . import figures
@@ -78,7 +79,9 @@ def ranking(log, targets, step_cost=None, *, metric="train_loss"):
     ``seconds_to_target = steps_to_target * step_cost_s`` and the rank by steps within the
     problem (1 = fewest; unreached rows have none); ``steps_low`` and ``steps_high``, the 95%
     bootstrap interval of the median steps over seeds (:mod:`optbench.bootstrap`; ``inf``:
-    the resampled median does not reach the target)."""
+    the resampled median does not reach the target); ``rank_low`` and ``rank_high``
+    (:func:`rank_intervals`); ``final`` with ``final_low`` and ``final_high``, the median over
+    seeds of each run's last value of ``metric`` and its interval."""
     runs = first_reach(log, targets, metric=metric)
     grouped = runs.groupby(["problem", "optimizer"], sort=True)
     intervals = grouped["steps"].apply(lambda s: bootstrap.interval(s.to_numpy()))
@@ -102,7 +105,56 @@ def ranking(log, targets, step_cost=None, *, metric="train_loss"):
         table["step_cost_s"] = pd.Series(step_cost, dtype=float).reindex(index).to_numpy()
     table["seconds_to_target"] = table["steps_to_target"] * table["step_cost_s"]
     table["rank"] = table.groupby("problem")["steps_to_target"].rank(method="min").astype("Int64")
+    ranks = rank_intervals(runs)
+    pairs = pd.MultiIndex.from_frame(table[["problem", "optimizer"]])
+    table["rank_low"] = ranks["rank_low"].reindex(pairs).to_numpy()
+    table["rank_high"] = ranks["rank_high"].reindex(pairs).to_numpy()
+    finals = final_values(log, metric=metric)
+    grouped = finals.groupby(["problem", "optimizer"], sort=True)["final"]
+    intervals = grouped.apply(lambda s: bootstrap.interval(s.to_numpy()))
+    table["final"] = grouped.median().reindex(pairs).to_numpy()
+    table["final_low"] = intervals.map(lambda pair: pair[0]).reindex(pairs).to_numpy()
+    table["final_high"] = intervals.map(lambda pair: pair[1]).reindex(pairs).to_numpy()
     return table
+
+
+def final_values(log, *, metric="train_loss", keys=("problem", "optimizer", "seed")):
+    """One row per run: ``final``, the run's last logged value of ``metric`` (``inf`` for a
+    run that diverged, where the log has a ``diverged`` column)."""
+    keys = list(keys)
+    _require(log, [*keys, "step", metric], "log")
+    valued = log[log[metric].notna()]
+    last = valued.loc[valued.groupby(keys, sort=False)["step"].idxmax(), [*keys, metric]]
+    diverged = log["diverged"].astype(bool) if "diverged" in log else pd.Series(False, log.index)
+    runs = diverged.groupby([log[k] for k in keys], sort=False).any().rename("diverged")
+    runs = runs.reset_index()
+    out = runs.merge(last, on=keys, how="left").rename(columns={metric: "final"})
+    out["final"] = np.where(out["diverged"], np.inf, out["final"].astype(float))
+    return out.drop(columns="diverged").sort_values(keys, ignore_index=True)
+
+
+def rank_intervals(runs, *, resamples=bootstrap.RESAMPLES, confidence=bootstrap.CONFIDENCE, seed=0):
+    """The bootstrap interval of each optimizer's rank by median steps within its problem:
+    the seeds are resampled jointly (the optimizers of a problem share their seeds: the same
+    draws for every optimizer with as many runs), the medians recomputed and ranked (1 +
+    the optimizers with strictly fewer steps; never reaching the target ranks below every
+    optimizer that does). ``runs``: rows of :func:`first_reach`. A frame indexed by
+    (problem, optimizer) with ``rank_low`` and ``rank_high``."""
+    _require(runs, ["problem", "optimizer", "seed", "steps"], "runs")
+    rows = {}
+    for problem, group in runs.groupby("problem", sort=True):
+        names, medians = [], []
+        for optimizer, own in group.groupby("optimizer", sort=True):
+            steps = own.sort_values("seed")["steps"].to_numpy(dtype=float)
+            draws = bootstrap.resample_indices(steps.size, resamples, seed)
+            names.append(optimizer)
+            medians.append(np.median(steps[draws], axis=1))
+        matrix = np.stack(medians, axis=1)
+        ranks = 1 + (matrix[:, None, :] < matrix[:, :, None]).sum(axis=2)
+        for j, optimizer in enumerate(names):
+            rows[problem, optimizer] = bootstrap.quantile_interval(ranks[:, j], confidence)
+    index = pd.MultiIndex.from_tuples(list(rows), names=["problem", "optimizer"])
+    return pd.DataFrame(list(rows.values()), index=index, columns=["rank_low", "rank_high"])
 
 
 def performance_ratios(
@@ -231,6 +283,54 @@ def profile_figure(profile, *, title, tau_max=TAU_MAX):
     ax.set_ylabel("fraction of problems")
     ax.set_title(title)
     ax.legend(loc="lower right", ncols=2)
+    return fig
+
+
+def steps_figure(table, *, columns=3, marked=()):
+    """Median steps to target with its 95% interval, one panel per problem, one row per
+    optimizer (fastest at the top): a dot at the median, a bar over the interval (an arrow to
+    the right edge where the interval's top is ``inf``), a cross at the right edge where the
+    median seed does not reach the target. ``table``: :func:`ranking`'s; ``marked``:
+    optimizers whose names are drawn in bold (those run now, beside a pack's)."""
+    problems = list(dict.fromkeys(table["problem"]))
+    ncols = min(columns, len(problems))
+    nrows = -(-len(problems) // ncols)
+    fig, axes = figures.new_figure(nrows, ncols, width=3.4 * ncols, height=2.6 * nrows)
+    palette = figures.colors(list(dict.fromkeys(table["optimizer"])))
+    for ax, problem in zip(axes.flat, problems, strict=False):
+        rows = table[table["problem"] == problem].copy()
+        rows["order"] = rows["steps_to_target"].fillna(np.inf)
+        rows = rows.sort_values(["order", "optimizer"], ascending=[False, False], kind="stable")
+        finite = np.concatenate(
+            [rows[c].to_numpy(float) for c in ("steps_to_target", "steps_low", "steps_high")]
+        )
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        high = finite.max() * 1.6 if finite.size else 10.0
+        low = finite.min() / 1.6 if finite.size else 1.0
+        for y, row in enumerate(rows.itertuples()):
+            colour = palette[row.optimizer]
+            if np.isfinite(row.steps_low):
+                top = row.steps_high if np.isfinite(row.steps_high) else high
+                ax.plot([row.steps_low, top], [y, y], color=colour, lw=2.0, alpha=0.6)
+                if not np.isfinite(row.steps_high):
+                    ax.plot([high], [y], marker=">", color=colour, linestyle="none", ms=4)
+            if pd.isna(row.steps_to_target):
+                ax.plot([high], [y], marker="x", color=colour, linestyle="none")
+            else:
+                ax.plot([row.steps_to_target], [y], marker="o", color=colour, ms=4)
+        ax.set_yticks(range(len(rows)), list(rows["optimizer"]))
+        for label in ax.get_yticklabels():
+            if label.get_text() in set(marked):
+                label.set_fontweight("bold")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlim(low, high * 1.25)
+        ax.set_title(problem)
+        ax.set_xlabel("steps to target")
+    for ax in list(axes.flat)[len(problems) :]:
+        ax.set_visible(False)
     return fig
 
 
