@@ -87,6 +87,17 @@ QUICK_WORKLOADS = (
     Workload("digits_mlp", epochs=5, metric="test_accuracy"),
     Workload("mnist1d_cnn", epochs=3, metric="test_accuracy"),
 )
+# the full report's problems with held-out data, at its budgets
+FULL_WORKLOADS = tuple(
+    Workload(problem, epochs=30, metric="test_accuracy")
+    for problem in (
+        "logistic_regression",
+        "digits_mlp",
+        "deep_sigmoid_mlp",
+        "mnist1d_mlp",
+        "mnist1d_cnn",
+    )
+)
 
 
 def _score(workload):
@@ -184,8 +195,9 @@ def target_of(workload):
     return None if entry is None else float(entry["target"])
 
 
-def document(entries, *, version, trials, seeds):
-    """The JSON document of ``entries`` (results of :func:`set_target`)."""
+def document(entries, *, version, trials, seeds, keep=None):
+    """The JSON document of ``entries`` (results of :func:`set_target`) and of the entries of
+    ``keep`` (``{key: entry}``, e.g. the stored targets) that ``entries`` do not set again."""
     return {
         "version": version,
         "procedure": {
@@ -198,7 +210,7 @@ def document(entries, *, version, trials, seeds):
             "rule": "each baseline tuned by quasi-random trials (one study); its best setting "
             "re-run on the seeds; the target is the best median of the final metric",
         },
-        "targets": {entry["key"]: entry for entry in entries},
+        "targets": {**(keep or {}), **{entry["key"]: entry for entry in entries}},
     }
 
 

@@ -81,4 +81,11 @@ def test_the_command_compares_with_the_stored_targets(tmp_path, capsys):
     assert "logistic_regression batch=32 epochs=5" in printed and "stored" in printed
     written = json.loads((tmp_path / "t.json").read_text())
     assert written["version"] == targets.stored()["version"] + 1
-    assert list(written["targets"]) == ["logistic_regression batch=32 epochs=5"]
+    # the measured target replaces the stored one; the other stored targets are kept
+    key = "logistic_regression batch=32 epochs=5"
+    stored = targets.stored()["targets"]
+    assert sorted(written["targets"]) == sorted(set(stored) | {key})
+    assert written["targets"][key]["key"] == key
+    assert all(written["targets"][k] == stored[k] for k in stored if k != key)
+    assert cli.main(["targets", "--workloads", "full:mnist1d_mlp,digits_mlp", "--trials", "x"])
+    assert "--trials" in capsys.readouterr().err

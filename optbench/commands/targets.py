@@ -13,15 +13,16 @@ from .. import targets
 from . import UsageError
 from ._parsing import check_file_path, comma_list, integer
 
-WORKLOAD_SETS = {"quick": targets.QUICK_WORKLOADS}
+WORKLOAD_SETS = {"quick": targets.QUICK_WORKLOADS, "full": targets.FULL_WORKLOADS}
 
 
 def add_arguments(parser):
     parser.add_argument(
         "--workloads",
         default="quick",
-        help="a set of workloads (quick: the quick report's problems), or comma-separated "
-        "problem names of it",
+        help="a set of workloads (quick or full: the report profile's problems with held-out "
+        "data, at its budgets), or comma-separated problems of the quick set (full:NAME: of "
+        "the full set)",
     )
     parser.add_argument(
         "--trials", default=str(targets.TRIALS), metavar="N", help="trials per baseline (50)"
@@ -39,7 +40,9 @@ def _workloads(text):
     if text in WORKLOAD_SETS:
         return WORKLOAD_SETS[text]
     chosen = comma_list("--workloads", text)
-    known = {w.problem: w for workloads in WORKLOAD_SETS.values() for w in workloads}
+    # a plain problem name is the quick set's; SET:PROBLEM names another set's
+    known = {w.problem: w for w in WORKLOAD_SETS["quick"]}
+    known |= {f"{name}:{w.problem}": w for name, ws in WORKLOAD_SETS.items() for w in ws}
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise UsageError(
@@ -70,9 +73,15 @@ def command(args):
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(targets.comparison(entries).to_string(index=False))
     if args.write:
-        version = targets.stored()["version"] + 1
-        targets.write(
-            targets.document(entries, version=version, trials=trials, seeds=seeds), args.write
+        stored = targets.stored()
+        version = stored["version"] + 1
+        document = targets.document(
+            entries, version=version, trials=trials, seeds=seeds, keep=stored["targets"]
         )
-        print(f"wrote {len(entries)} targets (version {version}) to {args.write}")
+        targets.write(document, args.write)
+        kept = len(document["targets"]) - len(entries)
+        print(
+            f"wrote {len(entries)} targets measured now and {kept} stored ones (version "
+            f"{version}) to {args.write}"
+        )
     return 0
