@@ -118,6 +118,21 @@ def test_a_campaign_runs_its_trials_and_picks_each_studys_best(tmp_path):
     assert len(pd.read_parquet(tmp_path / "c" / tuning.BEST_TABLE)) == 2
 
 
+def test_a_campaign_on_a_dask_cluster_gives_the_local_trials_and_resumes_one(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = tuning.run(small(), tmp_path / "local", progress=False)
+    # begun locally with a trial per study, finished on the cluster
+    tuning.run(small(trials=1), tmp_path / "dask", progress=False)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        on_dask = tuning.run(small(), tmp_path / "dask", scheduler=address, progress=False)
+    columns = ["study", "trial", "lr", "betas[0]", "weight_decay", "seed", "cell", "score"]
+    pd.testing.assert_frame_equal(on_dask.trials[columns], local.trials[columns])
+    assert len(list((tmp_path / "dask").rglob("cells/*.parquet"))) == 6
+
+
 def test_running_again_reads_the_trials_back_and_more_trials_keep_the_first(tmp_path, monkeypatch):
     out = tmp_path / "c"
     first = tuning.run(small(), out, progress=False)
