@@ -21,6 +21,7 @@ COMMANDS = {
     "list": ("optbench.commands.listing", "problems, optimizers, schedules and their options"),
     "check": ("optbench.commands.check", "conformance checks of optimizers against their specs"),
     "throughput": ("optbench.commands.throughput", "kernel speed against the memory roofline"),
+    "instructions": ("optbench.commands.instructions", "instruction counts under Valgrind"),
     "report": ("optbench.commands.report", "convergence and throughput report (the main job)"),
     "pack": ("optbench.commands.pack", "baseline packs: build, merge, show"),
     "compare": ("optbench.commands.compare", "ratios between two result sets"),

@@ -41,6 +41,12 @@ How it runs
      order), so a slow round cannot flag a benchmark on its own.
    * deterministic tracks: *changed* when ``|head - base| > tolerance * |base|`` (or one side is
      NaN/inf and the other not): seeded runs give the same numbers, so any move is real.
+   * instruction counts (``Options.counts``, ``benchmarks/instructions.py``): run in the
+     first round only (a count is the same in every process); *regressed* when
+     ``r > 1 + count_threshold`` (1% by default), *improved* when ``r < 1 - count_threshold``.
+     ``optbench regress --instructions`` compares these alone: the mode that sees a change of
+     a few percent on a loaded machine, blind to what instructions do not show (memory
+     bandwidth, caches, threads).
    * other tracks (ratios to a STREAM kernel measured in the same process): shown, never fail.
    * *failed*: it ran at BASE and fails at HEAD.
 
@@ -121,6 +127,10 @@ class Options:
         ever adds time), or ``"median"``, asv's median in a round and the median of rounds.
     deterministic : regular expression (searched in the benchmark name) of the tracks that
         are deterministic: run once, compared with ``tolerance``.
+    counts : regular expression of the instruction counts (``benchmarks/instructions.py``):
+        run once; *regressed* when HEAD's count exceeds BASE's by more than
+        ``count_threshold`` (a fraction), *improved* when it falls short by as much.
+    count_threshold : see ``counts``.
     python : the interpreter that runs the benchmarks (needs optbench's dependencies and
         asv_runner); None: this one.
     machine : asv machine name (an entry of ``~/.asv-machine.json``); None: asv's default,
@@ -141,6 +151,8 @@ class Options:
     tolerance: float = 1e-3
     statistic: str = "min"
     deterministic: str = r"^convergence\."
+    counts: str = r"^instructions\..*track_kernel_instructions"
+    count_threshold: float = 0.01
     python: str | None = None
     machine: str | None = None
     workdir: str | None = None
@@ -193,9 +205,14 @@ def check_options(options):
         raise ValueError(f"tolerance must be a finite number >= 0, got {options.tolerance!r}")
     if options.statistic not in STATISTICS:
         raise ValueError(f"statistic must be one of {STATISTICS}, got {options.statistic!r}")
-    for name, pattern in [("deterministic", options.deterministic)] + [
-        ("bench", b) for b in options.bench
-    ]:
+    if not (math.isfinite(options.count_threshold) and 0 < options.count_threshold < 1):
+        raise ValueError(
+            f"count_threshold must be a number in (0, 1), got {options.count_threshold!r}"
+        )
+    for name, pattern in [
+        ("deterministic", options.deterministic),
+        ("counts", options.counts),
+    ] + [("bench", b) for b in options.bench]:
         try:
             re.compile(pattern)
         except re.error as error:
@@ -244,8 +261,20 @@ def mann_whitney_greater(x, y):
     return sum(counts[: math.ceil(u) + 1]) / math.comb(x.size + y.size, x.size)
 
 
-def kind_of(benchmark, benchmark_type, unit, deterministic):
-    """How a benchmark is compared: ``"exact"``, ``"time"``, ``"memory"`` or ``"info"``."""
+ONCE = r"^instructions\."  # benchmarks whose every value is made in one process: run once
+
+
+def once_pattern(options):
+    """The benchmarks that run in the first round only: the deterministic tracks, the
+    instruction counts and the rest of ``benchmarks/instructions.py``."""
+    return f"(?:{options.deterministic})|(?:{options.counts})|(?:{ONCE})"
+
+
+def kind_of(benchmark, benchmark_type, unit, deterministic, counts=None):
+    """How a benchmark is compared: ``"count"``, ``"exact"``, ``"time"``, ``"memory"`` or
+    ``"info"``."""
+    if counts is not None and re.search(counts, benchmark):
+        return "count"
     if re.search(deterministic, benchmark):
         return "exact"
     if benchmark_type == "time" or (benchmark_type == "track" and unit == "seconds"):
@@ -272,6 +301,18 @@ def _verdict(kind, base, head, base_value, head_value, options):
         ratio = 1.0
     if kind == "info":
         return "info", ratio, math.nan
+    if kind == "count":
+        if not (math.isfinite(base_value) and math.isfinite(head_value) and base_value > 0):
+            return (
+                ("unchanged" if str(base_value) == str(head_value) else "changed"),
+                ratio,
+                math.nan,
+            )
+        if ratio > 1 + options.count_threshold:
+            return "regressed", ratio, math.nan
+        if ratio < 1 - options.count_threshold:
+            return "improved", ratio, math.nan
+        return "unchanged", ratio, math.nan
     if kind == "exact":
         finite = math.isfinite(base_value), math.isfinite(head_value)
         if finite != (True, True):
@@ -314,7 +355,9 @@ def compare(measurements, base, head, options):
             sides[name] = (values, bool(side["failed"].any()) and values.size == 0)
         (base_values, base_failed), (head_values, head_failed) = sides["base"], sides["head"]
         first = group.iloc[0]
-        kind = kind_of(benchmark, first["type"], first["unit"], options.deterministic)
+        kind = kind_of(
+            benchmark, first["type"], first["unit"], options.deterministic, options.counts
+        )
         base_value, head_value = (
             commit_value(kind, values, options.statistic) if values.size else math.nan
             for values in (base_values, head_values)
@@ -380,6 +423,10 @@ def format_value(value, unit):
     return f"{value:.4g}"
 
 
+def _digits(kind):
+    return 5 if kind == "count" else 3
+
+
 def format_table(table, *, show_all=False, options=None):
     """A plain-text table of the rows that are not *unchanged* (every row with ``show_all``),
     followed by a one-line count of each verdict."""
@@ -392,7 +439,7 @@ def format_table(table, *, show_all=False, options=None):
             cells.append(
                 (
                     row.verdict,
-                    "n/a" if math.isnan(row.ratio) else f"{row.ratio:.3g}",
+                    "n/a" if math.isnan(row.ratio) else f"{row.ratio:.{_digits(row.kind)}g}",
                     "" if math.isnan(row.p_value) else f"{row.p_value:.2g}",
                     format_value(row.base, row.unit),
                     format_value(row.head, row.unit),
@@ -413,7 +460,8 @@ def format_table(table, *, show_all=False, options=None):
         lines.append(
             f"(factor {options.factor:g}, alpha {options.alpha:g}, {options.rounds} rounds per "
             f"commit, {'quick' if options.quick else f'{options.processes} processes per round'}, "
-            f"{options.statistic} statistic, tolerance {options.tolerance:g})"
+            f"{options.statistic} statistic, tolerance {options.tolerance:g}, instruction "
+            f"counts {options.count_threshold:g})"
         )
     return "\n".join(lines)
 
@@ -717,7 +765,7 @@ def compare_commits(repo, base, head, options=None, log=_stderr):
                 ensure_machine(configs["base"], options.machine)
                 bench = selection(options.bench)
             else:
-                bench = selection(options.bench, exclude=options.deterministic)
+                bench = selection(options.bench, exclude=once_pattern(options))
             order = ("base", "head") if round_index % 2 == 0 else ("head", "base")
             for side in order:
                 begin = time.perf_counter()
@@ -741,9 +789,9 @@ def compare_commits(repo, base, head, options=None, log=_stderr):
                 row["round"] = round_index + 1
             measurements += rows
             if round_index == 0 and not any(
-                not re.search(options.deterministic, row["benchmark"]) for row in rows
+                not re.search(once_pattern(options), row["benchmark"]) for row in rows
             ):
-                break  # only deterministic tracks selected: one round is all they need
+                break  # only tracks made once selected: one round is all they need
         frame = pd.DataFrame(
             measurements,
             columns=[

@@ -109,6 +109,38 @@ def test_compare_verdicts():
     ]
 
 
+def test_compare_instruction_counts_with_a_threshold():
+    options = regress.Options(count_threshold=0.01)
+    name = "instructions.Instructions.track_kernel_instructions"
+    rows = []
+    for params, head in (("'up'", 103_000.0), ("'same'", 100_500.0), ("'down'", 95_000.0)):
+        for commit, value in (("b", 100_000.0), ("h", head)):
+            rows.append((commit, 1, name, params, "track", "instructions", value, False))
+    rows += _timings(
+        "instructions.Instructions.track_instructions", [2e5], [2.5e5], kind="track", unit="n"
+    )
+    table = regress.compare(_frame(rows), "b", "h", options)
+    counts = table[table["benchmark"] == name].set_index("params")
+    assert counts["verdict"].to_dict() == {
+        "'up'": "regressed",
+        "'same'": "unchanged",
+        "'down'": "improved",
+    }
+    assert set(counts["kind"]) == {"count"}
+    # the total count (the interpreter's included) is shown, never judged
+    total = table[table["benchmark"].str.endswith(".track_instructions")]
+    assert list(total["verdict"]) == ["info"]
+    text = regress.format_table(table, options=options)
+    assert "1.03" in text and "instruction counts 0.01" in text
+
+
+def test_instruction_counts_run_in_the_first_round_only():
+    pattern = regress.once_pattern(regress.Options())
+    assert re.search(pattern, "instructions.Instructions.track_instructions")
+    assert re.search(pattern, "convergence.Convergence.track_final_loss")
+    assert not re.search(pattern, "optimizers.OptimizerStep.time_steps")
+
+
 def test_compare_uses_the_fastest_sample_and_round_by_default():
     frame = _frame(_timings("a.t", [1.0, 1.0, 1.0], [3.0, 3.0, 3.0]))
     frame["best"] = [1.0, 1.0, 1.0, 1.05, 1.0, 1.02]  # HEAD's samples: slow medians, fast minima
@@ -196,6 +228,8 @@ def test_format_value(value, unit, text):
         ({"statistic": "mean"}, "statistic"),
         ({"bench": ("(",)}, "bench"),
         ({"deterministic": "["}, "deterministic"),
+        ({"counts": "["}, "counts"),
+        ({"count_threshold": 0.0}, "count_threshold"),
         ({"python": "/no/such/python"}, "python"),
     ],
 )

@@ -1,15 +1,17 @@
 """``optbench regress BASE HEAD``: run the asv suite of two commits, fail on regressions.
 
 Exit status: 0 when nothing regressed, 1 when a timing or peak memory regressed beyond
-``--factor`` (and the rounds tell it from noise), a deterministic track changed beyond
-``--tolerance``, or a benchmark that ran at BASE fails at HEAD; 2 for a bad argument; 3 when the
-comparison could not be made (git or asv failed). See :mod:`optbench.regress` for the method.
+``--factor`` (and the rounds tell it from noise), an instruction count grew beyond
+``--count-threshold``, a deterministic track changed beyond ``--tolerance``, or a benchmark
+that ran at BASE fails at HEAD; 2 for a bad argument; 3 when the comparison could not be made
+(git or asv failed). See :mod:`optbench.regress` for the method.
 
 ::
 
     optbench regress main HEAD                           # every benchmark, 5 rounds
     optbench regress main HEAD --quick --rounds 7 --bench '^optimizers\\.OptimizerStep'
     optbench regress v0.1 HEAD --publish                 # and the HTML site under reports/asv
+    optbench regress main HEAD --instructions            # instruction counts alone, 1% threshold
 """
 
 import sys
@@ -76,6 +78,18 @@ def add_arguments(parser):
         metavar="REGEX",
         help=f"benchmarks compared exactly, run once (default {defaults.deterministic!r})",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="compare the instruction counts alone (benchmarks/instructions.py, under "
+        "Valgrind): one round, a change beyond --count-threshold fails",
+    )
+    parser.add_argument(
+        "--count-threshold",
+        default=str(defaults.count_threshold),
+        help=f"fail when an instruction count grows by more than this fraction (default "
+        f"{defaults.count_threshold})",
+    )
     parser.add_argument("--python", help="interpreter that runs the benchmarks (default: this)")
     parser.add_argument("--machine", help="asv machine name (default: asv's, created if absent)")
     parser.add_argument("--repo", default=".", help="the git repository (default: .)")
@@ -98,10 +112,11 @@ def options_from(args):
         rounds=integer("--rounds", args.rounds),
         processes=integer("--processes", args.processes),
         quick=args.quick,
-        bench=tuple(args.bench),
+        bench=tuple(args.bench) or ((regress.ONCE,) if args.instructions else ()),
         tolerance=number("--tolerance", args.tolerance),
         statistic=args.statistic,
         deterministic=args.deterministic,
+        count_threshold=number("--count-threshold", args.count_threshold),
         python=args.python,
         machine=args.machine,
         workdir=args.workdir,

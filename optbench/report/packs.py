@@ -342,15 +342,15 @@ def shipped(profile_name):
 # --------------------------------------------------------------------------------------------
 def merge(packs):
     """One pack of ``packs`` (two or more): their studies (equal where two share a label),
-    their runs and search scores, their machines in order. The seeds, tolerance and targets'
-    version must agree; an optimizer's runs on a study from one machine may come from one
-    pack only."""
+    their runs and search scores, their machines in order. The seeds and tolerance must agree
+    (the fixed targets are the package's, whatever version a pack was made with); an
+    optimizer's runs on a study from one machine may come from one pack only."""
     packs = list(packs)
     if len(packs) < 2:
         raise ValueError(f"merge needs two packs or more, got {len(packs)}")
     first = packs[0]
     for i, pack in enumerate(packs[1:], start=2):
-        for field in ("search_seeds", "seeds", "tolerance", "targets_version"):
+        for field in ("search_seeds", "seeds", "tolerance"):
             if getattr(pack, field) != getattr(first, field):
                 raise ValueError(
                     f"pack {i} has {field} {getattr(pack, field)!r}, pack 1 "
@@ -384,7 +384,7 @@ def merge(packs):
         search_seeds=first.search_seeds,
         seeds=first.seeds,
         tolerance=first.tolerance,
-        targets_version=first.targets_version,
+        targets_version=max(p.targets_version for p in packs),
         created=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         runs=pd.concat([p.runs for p in packs], ignore_index=True),
         search=pd.concat([p.search for p in packs], ignore_index=True),
