@@ -259,6 +259,7 @@ def test_a_report_judged_by_a_pack_compares_its_optimizers_with_it(pack, tmp_pat
     against = pd.read_csv(tmp_path / "r" / "data" / "against-pack.csv")
     assert set(against["change"]) == {"same"}
     np.testing.assert_array_equal(against["steps"], against["pack_steps"])
+    assert "Every pair is within its interval" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_a_baseline_must_match_the_profile(pack, tmp_path):

@@ -657,13 +657,19 @@ def _summary_section(report, table, data, step_scores):
         "intervals. ratio_to_reference: steps over the pack's fewest (below 1: faster than "
         "every baseline); rank_among_pack: 1 + the pack's other optimizers that are faster.",
     )
-    report.table(
-        section,
-        "against-pack",
-        compared,
+    caption = (
         "This build's optimizers against the pack: steps to target now and in the pack, the "
-        "change (faster or slower: the 95% intervals do not overlap).",
+        "change (faster or slower: the 95% intervals do not overlap)."
     )
+    if data.baseline:
+        report.table(section, "against-pack", compared, caption)
+        return
+    # the same optimizers as the pack's: the pairs that moved, every pair in the data file
+    report.data(compared, "against-pack")
+    if changed.empty:
+        report.text(section, "Every pair is within its interval of the pack's steps.")
+    else:
+        report.table(section, "against-pack-changed", changed, caption + " Changed pairs only.")
 
 
 def _steps_measurements(log, targets, metric):
