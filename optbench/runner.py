@@ -475,24 +475,28 @@ def run(
     return frame
 
 
+# the columns a run logs at every logged step, in the record's order
+RECORD_COLUMNS = (
+    "step",
+    "epoch",
+    "examples_seen",
+    "scheduled_lr",
+    "train_loss",
+    "full_train_loss",
+    "test_loss",
+    "test_accuracy",
+    "train_accuracy",
+    "distance_to_optimum",
+    "grad_norm",
+    "wall_time",
+    "diverged",
+)
+
+
 class _Record:
     """Column lists of a run's record, appended to row by row."""
 
-    NAMES = (
-        "step",
-        "epoch",
-        "examples_seen",
-        "scheduled_lr",
-        "train_loss",
-        "full_train_loss",
-        "test_loss",
-        "test_accuracy",
-        "train_accuracy",
-        "distance_to_optimum",
-        "grad_norm",
-        "wall_time",
-        "diverged",
-    )
+    NAMES = RECORD_COLUMNS
 
     def __init__(self, record_params, record_layer_grad_norms):
         self.columns = {name: [] for name in self.NAMES}

@@ -49,6 +49,13 @@ def load(text, option="PACK"):
     return packs.read(path)
 
 
+def _check_out(path):
+    """Refuse, before any work, an output path that is not a writable ``.parquet`` file."""
+    if not path.endswith(".parquet"):
+        raise UsageError(f"--out {path!r}: a pack's file name must end in .parquet")
+    _parsing.check_file_path(path)
+
+
 def command(args):
     return {"build": _build, "merge": _merge, "show": _show}[args.action](args)
 
@@ -56,9 +63,7 @@ def command(args):
 def _build(args):
     from ..report import packs, profiles, runs
 
-    if not args.out.endswith(".parquet"):
-        raise UsageError(f"--out {args.out!r}: a pack's file name must end in .parquet")
-    _parsing.check_file_path(args.out)
+    _check_out(args.out)
     profile = profiles.get(args.profile)
     if args.optimizers is not None:
         names = _parsing.comma_list("--optimizers", args.optimizers, _parsing.optimizer_name)
@@ -66,12 +71,7 @@ def _build(args):
     jobs = _parsing.integer("--jobs", args.jobs)
     out_dir = args.runs or os.path.join("reports", profile.name)
     _parsing.check_directory_path(out_dir, "--runs")
-    tuned = {
-        study.label: runs.tune_study(
-            study, profile.optimizers, profile, out_dir, jobs=jobs, progress=not args.no_progress
-        )
-        for study in profile.studies
-    }
+    tuned = runs.tune_profile(profile, out_dir, jobs=jobs, progress=not args.no_progress)
     pack = packs.from_tuned(profile, tuned)
     packs.write(pack, args.out)
     print(
@@ -85,9 +85,7 @@ def _build(args):
 def _merge(args):
     from ..report import packs
 
-    if not args.out.endswith(".parquet"):
-        raise UsageError(f"--out {args.out!r}: a pack's file name must end in .parquet")
-    _parsing.check_file_path(args.out)
+    _check_out(args.out)
     merged = packs.merge([load(text) for text in args.packs])
     packs.write(merged, args.out)
     print(

@@ -140,12 +140,7 @@ def build(
     machine = packs.this_machine()
 
     with report.stage("convergence studies"):
-        tuned = {
-            study.label: runs.tune_study(
-                study, profile.optimizers, profile, out_dir, jobs=jobs, progress=progress
-            )
-            for study in profile.studies
-        }
+        tuned = runs.tune_profile(profile, out_dir, jobs=jobs, progress=progress)
         data = _convergence(profile, tuned, pack, baseline=baseline is not None, machine=machine[0])
     speeds = None
     if throughput and profile.throughput is not None and baseline is None:

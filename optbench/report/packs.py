@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import problems, sweep, tables
+from .. import problems, runner, sweep, tables
 from .. import targets as stored_targets
 from . import ranking, sysinfo
 from .profiles import Profile, Study
@@ -48,26 +48,7 @@ FORMAT = 1
 METADATA_KEY = b"optbench.pack"
 PACKS_DIR = "packs"
 # what a final run keeps: the runner's record, without the per-run settings kept elsewhere
-RUN_COLUMNS = (
-    "problem",
-    "optimizer",
-    "machine",
-    "seed",
-    "lr",
-    "step",
-    "epoch",
-    "examples_seen",
-    "scheduled_lr",
-    "train_loss",
-    "full_train_loss",
-    "test_loss",
-    "test_accuracy",
-    "train_accuracy",
-    "distance_to_optimum",
-    "grad_norm",
-    "wall_time",
-    "diverged",
-)
+RUN_COLUMNS = ("problem", "optimizer", "machine", "seed", "lr", *runner.RECORD_COLUMNS)
 SEARCH_COLUMNS = ("problem", "optimizer", "machine", "lr", "seed", "score")
 JUDGED = "judged"
 ON_ACCURACY = "test accuracy >="

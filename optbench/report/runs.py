@@ -39,6 +39,17 @@ def tune_study(study, optimizers, profile, out_dir, *, jobs=1, progress=True):
     )
 
 
+def tune_profile(profile, out_dir, *, jobs=1, progress=True):
+    """``{study label: TuneResult}`` of every study of ``profile`` for its optimizers (see
+    :func:`tune_study`)."""
+    return {
+        study.label: tune_study(
+            study, profile.optimizers, profile, out_dir, jobs=jobs, progress=progress
+        )
+        for study in profile.studies
+    }
+
+
 def fixed_lr_runs(study, optimizer, lr, batch_sizes, seeds, out_dir, *, jobs=1, progress=True):
     """Runs of ``optimizer`` at ``lr`` on ``study`` for each batch size and seed."""
     arguments = study.grid_arguments()
