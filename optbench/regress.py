@@ -44,9 +44,10 @@ How it runs
    * instruction counts (``Options.counts``, ``benchmarks/instructions.py``): run in the
      first round only (a count is the same in every process); *regressed* when
      ``r > 1 + count_threshold`` (1% by default), *improved* when ``r < 1 - count_threshold``.
-     ``optbench regress --instructions`` compares these alone: the mode that sees a change of
-     a few percent on a loaded machine, blind to what instructions do not show (memory
-     bandwidth, caches, threads).
+     ``optbench regress --instructions`` compares these alone (``Options.concurrent``: BASE
+     and HEAD counted at the same time, one Valgrind process each): the mode that sees a
+     change of a few percent on a loaded machine, blind to what instructions do not show
+     (memory bandwidth, caches, threads).
    * other tracks (ratios to a STREAM kernel measured in the same process): shown, never fail.
    * *failed*: it ran at BASE and fails at HEAD.
 
@@ -72,6 +73,7 @@ to 1e7 elements) 94 to 100% of the time per benchmark. ``benchmarks/README.md``
 to see smaller changes, lower ``--factor`` (1.2) and raise ``--rounds``.
 """
 
+import concurrent.futures
 import functools
 import itertools
 import json
@@ -95,6 +97,7 @@ VERDICT_ORDER = (
     "regressed",
     "changed",
     "inconclusive",
+    "accepted",
     "improved",
     "fixed",
     "new",
@@ -131,6 +134,13 @@ class Options:
         run once; *regressed* when HEAD's count exceeds BASE's by more than
         ``count_threshold`` (a fraction), *improved* when it falls short by as much.
     count_threshold : see ``counts``.
+    accept : regular expressions (searched in ``name(params)``) of the benchmarks whose
+        regression or change is expected (a slower but more accurate kernel): their verdict is
+        *accepted*, which does not fail.
+    concurrent : compare only the benchmarks made once (:func:`once_pattern`: instruction
+        counts, deterministic tracks), running BASE and HEAD at the same time, one process
+        each: what they measure does not depend on the machine's load, and the comparison
+        takes half the time on two cores. ``optbench regress --instructions`` sets it.
     python : the interpreter that runs the benchmarks (needs optbench's dependencies and
         asv_runner); None: this one.
     machine : asv machine name (an entry of ``~/.asv-machine.json``); None: asv's default,
@@ -153,6 +163,8 @@ class Options:
     deterministic: str = r"^convergence\."
     counts: str = r"^instructions\..*track_kernel_instructions"
     count_threshold: float = 0.01
+    accept: tuple[str, ...] = ()
+    concurrent: bool = False
     python: str | None = None
     machine: str | None = None
     workdir: str | None = None
@@ -209,10 +221,14 @@ def check_options(options):
         raise ValueError(
             f"count_threshold must be a number in (0, 1), got {options.count_threshold!r}"
         )
-    for name, pattern in [
-        ("deterministic", options.deterministic),
-        ("counts", options.counts),
-    ] + [("bench", b) for b in options.bench]:
+    for name, pattern in (
+        [
+            ("deterministic", options.deterministic),
+            ("counts", options.counts),
+        ]
+        + [("bench", b) for b in options.bench]
+        + [("accept", a) for a in options.accept]
+    ):
         try:
             re.compile(pattern)
         except re.error as error:
@@ -335,6 +351,12 @@ def _verdict(kind, base, head, base_value, head_value, options):
     return "unchanged", ratio, min(p_slower, p_faster)
 
 
+def accepted(benchmark, params, expressions):
+    """Whether ``benchmark(params)`` matches one of the ``expressions`` (``Options.accept``)."""
+    name = f"{benchmark}({params})"
+    return any(re.search(expression, name) for expression in expressions)
+
+
 def compare(measurements, base, head, options):
     """One row per benchmark x parameters from per-round ``measurements``.
 
@@ -375,6 +397,8 @@ def compare(measurements, base, head, options):
             verdict = "gone"
         else:
             continue
+        if verdict in ("regressed", "changed") and accepted(benchmark, params, options.accept):
+            verdict = "accepted"
         rows.append(
             {
                 "benchmark": benchmark,
@@ -755,7 +779,11 @@ def compare_commits(repo, base, head, options=None, log=_stderr):
     try:
         for side, commit in commits.items():
             trees[side] = export_tree(repo, commit, os.path.join(workdir, "trees"))
-        for round_index in range(options.rounds):
+        if options.concurrent:
+            measurements = _run_concurrently(
+                repo, commits, trees, python, options, run_dir, round_dirs, log
+            )
+        for round_index in range(0 if options.concurrent else options.rounds):
             results_dir = os.path.join(run_dir, f"round-{round_index + 1}")
             os.makedirs(results_dir)
             round_dirs.append(results_dir)
@@ -808,7 +836,7 @@ def compare_commits(repo, base, head, options=None, log=_stderr):
         )
         table = compare(frame, base_hash, head_hash, options)
         if options.publish:
-            publish(repo, round_dirs[0], log)
+            publish(repo, round_dirs[: 2 if options.concurrent else 1], log)
     except BaseException:
         log(f"the run's files are kept in {run_dir}")
         raise
@@ -826,13 +854,46 @@ def compare_commits(repo, base, head, options=None, log=_stderr):
     return comparison
 
 
-def publish(repo, results_dir, log=_stderr):
-    """Copy the results in ``results_dir`` into the repository's asv results directory and
+def _run_concurrently(repo, commits, trees, python, options, run_dir, round_dirs, log):
+    """The once-made benchmarks of both commits, BASE and HEAD at the same time, each into a
+    results directory of its own (asv writes ``benchmarks.json`` per directory); the rows of
+    both, as round 1."""
+    bench = [f"(?=.*?(?:{once_pattern(options)}))(?=.*?(?:{b}))" for b in options.bench or [""]]
+    begin = time.perf_counter()
+    results_dirs, futures = {}, []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(commits)) as pool:
+        for side, commit in commits.items():
+            results_dirs[side] = os.path.join(run_dir, f"round-1-{side}")
+            os.makedirs(results_dirs[side])
+            round_dirs.append(results_dirs[side])
+            config = write_config(trees[side], commit, repo, results_dirs[side], run_dir)
+            if not futures:
+                ensure_machine(config, options.machine)
+            log_path = os.path.join(run_dir, f"round-1-{side}.log")
+            args = (config, commit, trees[side], results_dirs[side], python, bench, options)
+            futures.append(pool.submit(run_asv, *args, log_path))
+    for future in futures:
+        future.result()  # the first failure, raised
+    log(
+        f"base {commits['base'][:12]} and head {commits['head'][:12]} at once: "
+        f"{time.perf_counter() - begin:.0f} s"
+    )
+    rows = []
+    for side, commit in commits.items():
+        rows += read_results(results_dirs[side], {commit})
+    for row in rows:
+        row["round"] = 1
+    return rows
+
+
+def publish(repo, results_dirs, log=_stderr):
+    """Copy the results in ``results_dirs`` into the repository's asv results directory and
     run ``asv publish`` with the repository's ``asv.conf.json`` (HTML in its ``html_dir``)."""
     conf_path = os.path.join(repo, "asv.conf.json")
     conf = _load_asv_config(conf_path)
     target = os.path.join(repo, conf.get("results_dir", "results"))
-    shutil.copytree(results_dir, target, dirs_exist_ok=True)
+    for results_dir in results_dirs:
+        shutil.copytree(results_dir, target, dirs_exist_ok=True)
     result = subprocess.run(
         [*_asv_command(), "publish", "--config", conf_path, "--no-pull"],
         capture_output=True,

@@ -132,6 +132,13 @@ def test_compare_instruction_counts_with_a_threshold():
     assert list(total["verdict"]) == ["info"]
     text = regress.format_table(table, options=options)
     assert "1.03" in text and "instruction counts 0.01" in text
+    # an expected regression, named by --accept, is shown as accepted and does not fail
+    accepting = regress.Options(accept=(r"track_kernel_instructions\('up'\)",))
+    table = regress.compare(_frame(rows), "b", "h", accepting)
+    verdicts = table[table["benchmark"] == name].set_index("params")["verdict"]
+    assert verdicts["'up'"] == "accepted" and verdicts["'down'"] == "improved"
+    failed = regress.Comparison("b", "h", table, _frame(rows)).failed
+    assert not failed
 
 
 def test_instruction_counts_run_in_the_first_round_only():
@@ -227,6 +234,7 @@ def test_format_value(value, unit, text):
         ({"tolerance": -1.0}, "tolerance"),
         ({"statistic": "mean"}, "statistic"),
         ({"bench": ("(",)}, "bench"),
+        ({"accept": ("(",)}, "accept"),
         ({"deterministic": "["}, "deterministic"),
         ({"counts": "["}, "counts"),
         ({"count_threshold": 0.0}, "count_threshold"),
@@ -500,6 +508,25 @@ def test_regress_publishes_the_site(tiny_repo, asv_home, capsys):
     index = json.loads((html / "index.json").read_text())
     assert {commits["base"], commits["changed"]} <= set(index["revision_to_hash"].values())
     assert "convergence.Result.track_answer" in index["benchmarks"]
+
+
+def test_regress_instructions_mode_runs_both_commits_at_once(tiny_repo, asv_home, capsys):
+    """``--instructions`` (``Options.concurrent``): the benchmarks made once only, BASE and HEAD
+    in one pass side by side; timings are left out even when ``--bench`` selects them, and
+    ``--publish`` publishes both commits."""
+    repo, commits = tiny_repo
+    csv = asv_home / "t.csv"
+    args = ["--instructions", "--bench", ".", "--publish", "-o", str(csv)]
+    code, out = _regress(repo, commits["base"], commits["changed"], *args, capsys=capsys)
+    assert code == 1, out.out + out.err
+    assert "at once" in out.err and "round 1/" not in out.err
+    table = pd.read_csv(csv)
+    assert table["benchmark"].tolist() == ["convergence.Result.track_answer"]
+    assert table["verdict"].tolist() == ["changed"]
+    index = json.loads((repo / ASV_CONF["html_dir"] / "index.json").read_text())
+    assert {commits["base"], commits["changed"]} <= set(index["revision_to_hash"].values())
+    code, out = _regress(repo, commits["base"], commits["same"], *args[:3], capsys=capsys)
+    assert code == 0, out.out + out.err
 
 
 def test_regress_usage_errors_exit_2(tiny_repo, asv_home, capsys):

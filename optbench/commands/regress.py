@@ -82,13 +82,22 @@ def add_arguments(parser):
         "--instructions",
         action="store_true",
         help="compare the instruction counts alone (benchmarks/instructions.py, under "
-        "Valgrind): one round, a change beyond --count-threshold fails",
+        "Valgrind): BASE and HEAD counted at the same time, once; a change beyond "
+        "--count-threshold fails",
     )
     parser.add_argument(
         "--count-threshold",
         default=str(defaults.count_threshold),
         help=f"fail when an instruction count grows by more than this fraction (default "
         f"{defaults.count_threshold})",
+    )
+    parser.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="benchmarks whose name(params) matches may regress or change: an expected "
+        "change, reported as accepted, does not fail (repeatable)",
     )
     parser.add_argument("--python", help="interpreter that runs the benchmarks (default: this)")
     parser.add_argument("--machine", help="asv machine name (default: asv's, created if absent)")
@@ -117,6 +126,8 @@ def options_from(args):
         statistic=args.statistic,
         deterministic=args.deterministic,
         count_threshold=number("--count-threshold", args.count_threshold),
+        accept=tuple(args.accept),
+        concurrent=args.instructions,
         python=args.python,
         machine=args.machine,
         workdir=args.workdir,
