@@ -6,8 +6,10 @@ arrays holding the ``n_elements`` parameters (1: one flat array; 100: a model of
 the same total). ``peakmem_step`` is the process's peak resident memory (bytes) after building
 the model and taking one step: interpreter and libraries + parameters, gradients, state and any
 temporaries. ``Bandwidth.track_stream_fraction`` is the achieved memory rate of a step as a
-fraction of ``optbench.bandwidth``'s STREAM ``update`` kernel on a working set of the same size,
-both timed alternately in the same process (a ratio stays meaningful on a noisy machine). Peers
+fraction of its roofline, as ``optbench throughput`` measures it: the STREAM-style kernel of
+the step's passes (``throughput.optimizer_passes``) over arrays of the same size, serial and
+parallel, timed alternately with the step in the same process (a ratio stays meaningful on a
+noisy machine), its fastest batch against the step's median batch. Peers
 on the same grid: the NumPy reference (``optbench.reference``, one array at
 a time) and ``torch.optim`` with ``foreach=True`` and with ``fused=True`` for the optimizers of
 the same class name (skipped when torch is absent or lacks the combination).
@@ -138,32 +140,30 @@ class TorchStep:
 class Bandwidth:
     params = GRID
     param_names = GRID_NAMES
-    unit = "fraction of STREAM update"
+    unit = "fraction of the roofline"
     samples = 7
 
     def setup(self, name, n_elements, dtype, n_arrays):
         self.step, self.grads = kernel_step(name, n_elements, dtype, n_arrays)
         self.steps = steps_per_call(n_elements, n_arrays)
-        self.step_bytes = bytes_per_step(name, n_elements, dtype)
-        # the same working set: parameters, gradients and state
-        working_set = (2 + state_arrays(name)) * n_elements * np.dtype(dtype).itemsize
-        n_stream = bandwidth.elements_for_working_set("update", working_set, dtype)
-        parallel = n_elements >= optim.PARALLEL_MIN_ELEMENTS  # as the optimizer dispatches
-        self.stream = bandwidth.make_call("update", n_stream, dtype, parallel)
-        self.stream_calls = steps_per_call(n_stream)
-        self.stream_bytes = bandwidth.bytes_moved("update", n_stream, dtype)
+        passes = throughput.optimizer_passes(optim.make(name, [_empty(name, dtype)]))
+        self.roofline = [
+            bandwidth.make_pattern_call(passes, n_elements, dtype, parallel)
+            for parallel in (False, True)
+        ]
 
     def track_stream_fraction(self, *_):
-        step, grads, stream = self.step, self.grads, self.stream
-        step_times, stream_times = [], []
+        # the bytes of a step and of its roofline are the same: the fraction is a time ratio
+        step, grads = self.step, self.grads
+        step_times, roofline_times = [], []
         for _ in range(self.samples):
             start = time.perf_counter()
             for _ in range(self.steps):
                 step(grads)
             step_times.append((time.perf_counter() - start) / self.steps)
-            start = time.perf_counter()
-            for _ in range(self.stream_calls):
-                stream()
-            stream_times.append((time.perf_counter() - start) / self.stream_calls)
-        step_rate = self.step_bytes / np.median(step_times)
-        return float(step_rate / (self.stream_bytes / np.median(stream_times)))
+            for call in self.roofline:
+                start = time.perf_counter()
+                for _ in range(self.steps):
+                    call()
+                roofline_times.append((time.perf_counter() - start) / self.steps)
+        return float(min(roofline_times) / np.median(step_times))

@@ -35,6 +35,7 @@ from .spec import (
     OneMinusLogUniform,
     OneOf,
     OptimizerSpec,
+    Pass,
     Real,
     Reals,
     State,
@@ -844,7 +845,7 @@ LAMB = OptimizerSpec(
     reduce=kernels.lamb_reduce,
     reductions=("param_sq", "update_sq"),
     # reduce: read p, g, m, v, write m, v; update: read p, m, v, write p
-    traffic=lambda options: 10,
+    traffic=lambda options: (Pass(reads=2, updates=2), Pass(reads=2, updates=1)),
     reference=reference.lamb,
     lr=1e-3,
     variants=(
@@ -902,8 +903,11 @@ LARS = OptimizerSpec(
     chunk=kernels.lars_chunk,
     reduce=kernels.lars_reduce,
     reductions=("param_sq", "grad_sq"),
-    # reduce: read p, g; update: read p, g and the buffer, write p and the buffer
-    traffic=lambda options: 7 if options["momentum"] else 5,
+    # reduce: read p, g; update: read g, read and write p and the buffer in use
+    traffic=lambda options: (
+        Pass(reads=2),
+        Pass(reads=1, updates=2 if options["momentum"] else 1),
+    ),
     reference=reference.lars,
     lr=1.0,
     variants=(
@@ -1044,7 +1048,7 @@ PRODIGY = OptimizerSpec(
     combine=_prodigy_combine,
     combined=("d_eps", "step_size", "decay_step"),
     # reduce: read p, g, p0, s, m, v, write s, m, v; update: read p, m, v, write p
-    traffic=lambda options: 13,
+    traffic=lambda options: (Pass(reads=3, updates=3), Pass(reads=2, updates=1)),
     reference=reference.prodigy,
     lr=1.0,
     variants=(
@@ -1128,7 +1132,7 @@ ADAFACTOR = OptimizerSpec(
     update=adafactor.adafactor_update,
     # minimal traffic of a 1-D array: read p, g, v and write v (the norms), then read p, g,
     # v and write p (the update needs rms(u) first)
-    traffic=lambda options: 8,
+    traffic=lambda options: (Pass(reads=2, updates=1), Pass(reads=2, updates=1)),
     lr=1e-2,
     variants=(
         Variant("default", {}),

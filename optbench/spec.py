@@ -214,6 +214,43 @@ class Constant(Hyperparameter):
 
 
 # --------------------------------------------------------------------------------------------
+# memory traffic
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pass:
+    """One pass of a step over arrays of the parameter's size, by the arrays it touches:
+    ``reads`` only read, ``updates`` read and written back in place, ``writes`` written without
+    being read. It moves ``words = reads + 2 updates + writes`` words per element; the roofline
+    of ``optbench throughput`` times a STREAM-style kernel of the same passes
+    (:mod:`optbench.bandwidth`).
+
+    Adam: ``Pass(reads=1, updates=3)`` (read g; read and write p, m, v), 7 words.
+    """
+
+    reads: int = 0
+    updates: int = 0
+    writes: int = 0
+
+    def __post_init__(self):
+        for name in ("reads", "updates", "writes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SpecError(f"Pass: {name} must be an int >= 0, got {value!r}")
+        if self.reads + self.updates + self.writes == 0:
+            raise SpecError("Pass: touches no array (reads, updates and writes are all 0)")
+
+    @property
+    def words(self):
+        return self.reads + 2 * self.updates + self.writes
+
+    @property
+    def label(self):
+        """``"1r 3u"``: the counts of read (r), updated (u) and written (w) arrays."""
+        counts = (("r", self.reads), ("u", self.updates), ("w", self.writes))
+        return " ".join(f"{count}{letter}" for letter, count in counts if count)
+
+
+# --------------------------------------------------------------------------------------------
 # state
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -384,9 +421,12 @@ class OptimizerSpec:
         ``derived`` values of the kernel row for the update), or None to skip the update.
         Such a spec's ``reference`` steps every array together: ``reference(params, grads,
         states, step, options)``, ``options`` the group options of each array.
-    traffic : ``traffic(options) -> words``, the words per element a step reads and writes
-        where the usual count (3, plus 2 per state buffer in use) is not right: a spec with a
-        reduce pass (LAMB: 10). ``optbench throughput`` divides the bytes by the time.
+    traffic : ``traffic(options) -> passes``, a tuple of :class:`Pass`, the arrays a step
+        touches pass by pass, where the usual single pass is not right: a spec with a reduce
+        pass (LAMB: ``(Pass(reads=2, updates=2), Pass(reads=2, updates=1))``, 10 words). The
+        usual pass reads the gradient and updates the parameter and each state buffer in use
+        (``Pass(reads=1, updates=1 + buffers)``). ``optbench throughput`` divides the bytes by
+        the time and times the same passes as the roofline.
     ndims : the numbers of dimensions of the arrays the optimizer takes (Muon: ``(2,)``), or
         None for any; the constructor refuses other arrays, naming them, and the conformance
         checks reshape their arrays to fit (:func:`conforming_shape`).
@@ -513,6 +553,23 @@ class OptimizerSpec:
         if self.check is not None:
             self.check(group)
         return (*row, *(math.nan for _ in (*self.derived, *self.combined)))
+
+    def passes(self, group, param_shape=None):
+        """The passes of a step over arrays of ``param_shape`` with the group's options, a
+        tuple of :class:`Pass`: ``traffic(group)`` where the spec declares it, else one pass
+        that reads the gradient and updates the parameter and each buffer in use. Raises
+        ``TypeError`` naming the spec when ``traffic`` gives anything else."""
+        if self.traffic is None:
+            return (Pass(reads=1, updates=1 + len(self.state_in_use(group, param_shape))),)
+        passes = self.traffic(group)
+        passes = (passes,) if isinstance(passes, Pass) else passes
+        valid = isinstance(passes, tuple | list) and all(isinstance(p, Pass) for p in passes)
+        if not (valid and passes):
+            raise TypeError(
+                f"optimizer {self.name!r}: traffic(options) must give a tuple of spec.Pass, "
+                f"got {passes!r}"
+            )
+        return tuple(passes)
 
     def state_in_use(self, group, param_shape=None):
         """Names of the buffers the group's options use, in row order; with ``param_shape``,

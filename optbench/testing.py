@@ -528,6 +528,26 @@ def check_modes(spec, rng):
     return failures
 
 
+def check_traffic(spec, rng):
+    """Every variant's passes (the roofline of ``optbench throughput``): a tuple of
+    :class:`spec.Pass` that updates at least the parameter."""
+    failures = []
+    for variant in spec.variants:
+        params = make_params(rng, "float64", ONE_ARRAY, spec=spec)
+        group = optim.make(spec, params, **variant.options).param_groups[0]
+        passes = spec.passes(group, params[0].shape)
+        if not any(p.updates for p in passes):
+            failures.append(
+                Failure(
+                    spec.name,
+                    "traffic",
+                    variant.id,
+                    message=f"no pass updates an array in place (the parameter): {passes}",
+                )
+            )
+    return failures
+
+
 CHECKS = {
     "reference": check_reference,
     "param_groups": check_param_groups,
@@ -536,6 +556,7 @@ CHECKS = {
     "state_dict": check_state_dict,
     "bad_input": check_bad_input,
     "codegen": check_codegen,
+    "traffic": check_traffic,
     "modes": check_modes,
     "torch": check_torch,
 }

@@ -62,6 +62,20 @@ then the element-wise pass): 8 words instead of 5, at most 5/8 of the roofline.
 
 STREAM kernels: see :func:`optbench.bandwidth.bytes_moved`.
 
+The roofline
+------------
+A row's roofline is the rate of a STREAM-style kernel with the same passes over arrays of the
+same size and dtype (:func:`optimizer_passes`, from the spec's state declaration or its
+``traffic``; ``NORM_PASSES`` for the layers): for Adam one pass reading one array and updating
+three in place, for a layer one pass reading one array and writing another, then one reading
+two and writing one (:func:`optbench.bandwidth.make_pattern_call`). A DRAM's rate depends on
+the mix of reads and writes, so one kernel cannot stand for every pattern. The kernel of a
+pattern is timed serial and parallel in every group that needs it, round-robin with the
+group's cases, and shared by every group of the same dtype and size (Adam, AdamW and NAdam
+share theirs); its rate is the best sustained over all those batches (:func:`sustained_time`:
+the fastest batch's median call), not the median of all: a limit, which a kernel's median
+rate should not exceed. ``roofline`` rows report the pattern kernels themselves.
+
 Columns
 -------
 group
@@ -84,8 +98,9 @@ time_s, time_p25_s, time_p75_s, time_p90_s
 calls_per_batch, rounds, bytes, working_set_bytes
     ``bytes`` per call by the byte model above.
 elements_per_s, gbps, roofline_gbps, roofline_fraction
-    ``n / time_s``; ``bytes / time_s / 1e9``; the best STREAM ``update`` rate measured in the
-    same group; ``gbps / roofline_gbps``.
+    ``n / time_s``; ``bytes / time_s / 1e9``; the roofline of the row's passes at its size
+    (below); ``gbps / roofline_gbps``, at most 1 up to noise: a fraction above
+    ``ROOFLINE_LIMIT`` (1.05) is a measurement warning (:func:`roofline_warnings`).
 vs_<peer>, vs_flat
     The peer's time divided by this row's, in the same group (above 1 this row is faster);
     for the 100-array layout, the same implementation's time on one flat array divided by
@@ -109,6 +124,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from . import bandwidth, optim, peers, problems, registry, startup, torch_models, validation
+from .spec import Pass
 
 DTYPES = ("float32", "float64")
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 30_000_000)
@@ -131,6 +147,12 @@ TRAINING_BATCH_SIZES = (32,)
 QUICK_TRAINING_BATCH_SIZES = (32,)
 PEERS = tuple(dict.fromkeys(OPTIMIZER_PEERS + NORM_PEERS))
 STREAM_KERNELS = bandwidth.KERNELS
+# a layer forward (read x, write y) then backward (read dy and x, write dx): 5 words
+NORM_PASSES = (Pass(reads=1, writes=1), Pass(reads=2, writes=1))
+# a fraction of the roofline above this is a measurement warning, not a result
+ROOFLINE_LIMIT = 1.05
+# what a stored measurement was made with: a report measures again when it changes
+METHOD = "roofline of each access pattern, fastest batch"
 LATENCY_MODES = ("hot", "after sleep", "after work")
 LATENCY_IMPLEMENTATIONS = ("optbench serial", "optbench parallel", "optbench", "torch fused")
 COLUMNS = (
@@ -177,6 +199,8 @@ class Case:
     samples: list = field(default_factory=list)
     calls_per_batch: int = 1
     rounds: int = 0
+    passes: tuple = ()
+    batch_medians: list = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,14 +338,18 @@ def _model(total, layout, dtype, rng, matrices=False):
     return params, grads
 
 
+def optimizer_passes(optimizer):
+    """The passes of a step of ``optimizer`` over its arrays (a tuple of :class:`spec.Pass`):
+    the spec's ``traffic`` where it declares one (a spec with a reduce pass), else one pass
+    that reads the gradient and updates the parameter and each state buffer in use. Raises
+    ``TypeError`` naming the spec when its ``traffic`` gives anything else."""
+    return optimizer.spec.passes(optimizer.param_groups[0], optimizer.params[0].shape)
+
+
 def optimizer_words(optimizer):
-    """Words moved per element by a step of ``optimizer``: the spec's ``traffic`` where it
-    declares one (a spec with a reduce pass), else 3 + 2 * state buffers in use (read the
-    parameter, the gradient and the state, write the parameter and the state)."""
-    group = optimizer.param_groups[0]
-    if optimizer.spec.traffic is not None:
-        return int(optimizer.spec.traffic(group))
-    return 3 + 2 * len(optimizer.spec.state_in_use(group, optimizer.params[0].shape))
+    """Words moved per element by a step of ``optimizer``: the words of its passes
+    (:func:`optimizer_passes`): 3 + 2 per state buffer for one element-wise pass."""
+    return sum(p.words for p in optimizer_passes(optimizer))
 
 
 def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
@@ -330,7 +358,8 @@ def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
         params, grads = _model(n, layout, dtype, rng, matrices=not info.takes((n,)))
         optimizer = optim.make(info, params)
         optimizer.step(grads)  # compiles, or loads from Numba's cache
-        words = optimizer_words(optimizer)
+        passes = optimizer_passes(optimizer)
+        words = sum(p.words for p in passes)
         options = peers.optimizer_options(optimizer)
         common = {
             "case": info.name,
@@ -341,6 +370,7 @@ def _optimizer_cases(info, dtype, n, layouts, wanted, torch, rng):
             "bytes": words * n * itemsize,
             # parameter, gradient and the (words - 3) / 2 state buffers
             "working_set_bytes": (words + 1) // 2 * n * itemsize,
+            "passes": passes,
         }
         cases.append(
             Case(implementation="optbench", call=lambda o=optimizer, g=grads: o.step(g), **common)
@@ -392,6 +422,7 @@ def _norm_cases(name, dtype, shape, wanted, torch, rng):
         "layout": f"{shape[0]}x{shape[1]}",
         "bytes": 5 * x.size * itemsize,
         "working_set_bytes": 4 * x.size * itemsize,
+        "passes": NORM_PASSES,
     }
     cases = []
     for implementation in peers.NORM_IMPLEMENTATIONS:
@@ -426,6 +457,36 @@ def _training_cases(name, dtype, batch_size, wanted, torch):
         )
         for implementation, step in steps.items()
     ]
+
+
+def _roofline_cases(passes, dtype, n, threads):
+    """The roofline of a kernel of ``passes`` over ``n`` elements: the STREAM-style kernel of
+    the same passes (:func:`bandwidth.make_pattern_call`), serial and, with more than one
+    thread, parallel."""
+    label = bandwidth.pattern_label(passes)
+    return [
+        Case(
+            case="roofline",
+            kind="roofline",
+            implementation="numba parallel" if parallel else "numba serial",
+            dtype=dtype,
+            n=n,
+            layout=label,
+            bytes=bandwidth.pattern_bytes(passes, n, dtype),
+            working_set_bytes=bandwidth.pattern_arrays(passes) * n * np.dtype(dtype).itemsize,
+            call=bandwidth.make_pattern_call(passes, n, dtype, parallel),
+            group=f"roofline {label} {dtype} {n}",
+            passes=tuple(passes),
+        )
+        for parallel in ((False, True) if threads > 1 else (False,))
+    ]
+
+
+def sustained_time(batch_medians):
+    """The roofline's time per call: the fastest batch's median call (``batch_medians``, one
+    per timed batch), the best rate the pattern sustained over a batch, measured as the rows
+    are (a median of single calls, which a preempted call does not move)."""
+    return float(np.min(batch_medians))
 
 
 def _stream_cases(working_set_bytes, dtype, threads, kernels):
@@ -470,16 +531,20 @@ def _time_batch(case, settle_seconds):
         time.sleep(settle_seconds)
     call, clock, samples = case.call, time.perf_counter, case.samples
     call()
+    first = len(samples)
     for _ in range(case.calls_per_batch):
         start = clock()
         call()
         samples.append(clock() - start)
+    case.batch_medians.append(float(np.median(samples[first:])))
 
 
 def _run_rounds(cases, repeats, min_batch_seconds, settle_seconds):
-    """Time every case ``repeats`` times, round-robin, rotating the starting case."""
+    """Time every case ``repeats`` times, round-robin, rotating the starting case. A case
+    timed before (a roofline shared by groups) keeps its batch length."""
     for case in cases:
-        _calibrate(case, min_batch_seconds)
+        if not case.rounds:
+            _calibrate(case, min_batch_seconds)
     for round_index in range(repeats):
         shift = round_index % len(cases)
         for case in cases[shift:] + cases[:shift]:
@@ -510,6 +575,7 @@ def _rows(cases, threads, mode="hot"):
                 "calls_per_batch": case.calls_per_batch,
                 "rounds": case.rounds,
                 "bytes": case.bytes,
+                "passes": case.passes,
                 "working_set_bytes": case.working_set_bytes,
                 "elements_per_s": case.n / median,
                 "gbps": case.bytes / median / 1e9,
@@ -518,14 +584,34 @@ def _rows(cases, threads, mode="hot"):
     return rows
 
 
-def _with_roofline(rows):
-    """Roofline of a group: its best STREAM ``update`` rate; fraction for every row."""
-    update = [r["gbps"] for r in rows if r["case"] == "stream update"]
-    roofline = max(update) if update else math.nan
+def _with_roofline(rows, roofline_cases):
+    """Each row's roofline: the rate of its passes' STREAM-style kernel at its size, the best
+    sustained over every batch of the serial and parallel kernels (``roofline_cases``, keyed
+    by (passes, dtype, n)); NaN for a row without passes. Its fraction: ``gbps / roofline``."""
+    seconds = {
+        key: min(sustained_time(case.batch_medians) for case in cases)
+        for key, cases in roofline_cases.items()
+    }
     for row in rows:
+        key = (row.pop("passes", ()), row["dtype"], row["n"])
+        roofline = math.nan
+        if key in seconds:
+            roofline = bandwidth.pattern_bytes(key[0], key[2], key[1]) / seconds[key] / 1e9
         row["roofline_gbps"] = roofline
         row["roofline_fraction"] = row["gbps"] / roofline
     return rows
+
+
+def roofline_warnings(frame):
+    """The rows above ``ROOFLINE_LIMIT`` of their roofline, one line each with the figures: a
+    rate the roofline should bound, so a measurement to repeat, not a result."""
+    over = frame[frame["roofline_fraction"] > ROOFLINE_LIMIT]
+    return [
+        f"{row.case} {row.dtype} {_format_size(row.n)} {row.layout}, {row.implementation}: "
+        f"{row.gbps:.1f} GB/s against a roofline of {row.roofline_gbps:.1f} GB/s "
+        f"({row.roofline_fraction:.2f})"
+        for row in over.itertuples()
+    ]
 
 
 def _slug(implementation):
@@ -596,7 +682,7 @@ def measure(
     training_problems=TRAINING_PROBLEMS,
     training_batch_sizes=None,
     peer_names=PEERS,
-    stream=STREAM_KERNELS,
+    stream=(),
     latency=True,
     repeats=None,
     min_batch_seconds=None,
@@ -622,7 +708,8 @@ def measure(
     training_problems : subset of ``TRAINING_PROBLEMS``.
     training_batch_sizes : batch sizes of the training steps (default ``TRAINING_BATCH_SIZES``).
     peer_names : peers to time (default all; torch ones only when torch is importable).
-    stream : STREAM kernels timed in every group (the roofline needs "update"; () for none).
+    stream : McCalpin's STREAM kernels ("copy", "triad", "update") timed beside every group,
+        for information (default none; the roofline is the kernel of each case's passes).
     latency : also add :func:`dispatch_latency` rows (Adam and SGD, float32).
     repeats : rounds per group (default 5; 3 if quick).
     min_batch_seconds : least duration of a timed batch (default 0.02; 0.005 if quick).
@@ -695,9 +782,18 @@ def measure(
     )
     rows = []
     with _Threads(threads, torch):
-        for index, (kind, name, dtype, size) in enumerate(groups):
+        # groups of one working-set class (dtype and size) in a row, so that a roofline is
+        # measured across them and freed after; the rows are put back in order at the end
+        order = sorted(range(len(groups)), key=lambda i: _size_class(groups[i]))
+        roofline_cases, class_rows, current = {}, [], None
+        for step, index in enumerate(order):
+            kind, name, dtype, size = groups[index]
+            if _size_class(groups[index]) != current:
+                rows += _finish_class(class_rows, roofline_cases, threads)
+                roofline_cases, class_rows, current = {}, [], _size_class(groups[index])
+                gc.collect()
             if progress is not None:
-                progress(f"[{index + 1}/{len(groups)}] {name} {dtype} {size}")
+                progress(f"[{step + 1}/{len(groups)}] {name} {dtype} {size}")
             blas = contextlib.nullcontext()
             if kind == "optimizer":
                 cases = _optimizer_cases(
@@ -709,20 +805,29 @@ def measure(
                 # as optbench.runner trains: Numba's threads for the layers, one BLAS thread
                 blas = threadpool_limits(1, user_api="blas")
                 cases = _training_cases(name, dtype, size, peer_names, torch)
-            if kind != "training":
-                cases += _stream_cases(cases[0].working_set_bytes, dtype, threads, stream)
             label = size
             if kind == "norm":
                 label = f"{size[0]}x{size[1]}"
             elif kind == "training":
                 label = f"batch {size}"
+            if kind != "training":
+                cases += _stream_cases(cases[0].working_set_bytes, dtype, threads, stream)
             for case in cases:
                 case.group = f"{name} {dtype} {label}"
+            for key in dict.fromkeys((c.passes, c.dtype, c.n) for c in cases if c.passes):
+                if key not in roofline_cases:
+                    roofline_cases[key] = _roofline_cases(*key, threads)
+                cases += roofline_cases[key]
             with blas:
                 _run_rounds(cases, repeats, min_batch_seconds, settle_seconds)
-            rows += _with_roofline(_rows(cases, threads))
+            shared = {id(c) for shared in roofline_cases.values() for c in shared}
+            for row in _rows([c for c in cases if id(c) not in shared], threads):
+                class_rows.append((index, row))
             del cases
-            gc.collect()
+        rows += _finish_class(class_rows, roofline_cases, threads)
+        rows.sort(key=lambda item: item[0])  # stable: each group's rows stay in order
+        rows = [row for _, row in rows]
+        gc.collect()
         if latency:
             rows += _latency_rows(
                 threads=threads,
@@ -737,6 +842,24 @@ def measure(
                 progress=progress,
             )
     return _finish(rows, torch)
+
+
+def _size_class(group):
+    """The working-set class of a group: its kind, dtype and size."""
+    kind, _, dtype, size = group
+    return ("optimizer", "norm", "training").index(kind), dtype, size
+
+
+def _finish_class(class_rows, roofline_cases, threads):
+    """The rows of one working-set class, ``(group index, row)`` pairs, with their roofline;
+    the roofline kernels' own rows follow the class's last group."""
+    if not class_rows:
+        return []
+    rows = [row for _, row in class_rows]
+    last = max(index for index, _ in class_rows)
+    own = _rows([case for cases in roofline_cases.values() for case in cases], threads)
+    _with_roofline(rows + own, roofline_cases)
+    return class_rows + [(last, row) for row in own]
 
 
 # --------------------------------------------------------------------------------------------
@@ -925,6 +1048,13 @@ def _format_time(seconds):
     return f"{seconds:.2f} s"
 
 
+def _format_fraction(fraction):
+    """A fraction of the roofline, marked ``!`` above ``ROOFLINE_LIMIT`` (a warning)."""
+    if not math.isfinite(fraction):
+        return ""
+    return f"{fraction:.2f}" + ("!" if fraction > ROOFLINE_LIMIT else "")
+
+
 def _format_size(n):
     exponent = math.floor(math.log10(n)) if n > 0 else 0
     mantissa = n / 10**exponent
@@ -1068,7 +1198,11 @@ def targets(frame, startup=None):
                     "case": f"{row['case']} {where}",
                     "goal": f">= {least:g}x" if column != "roofline_fraction" else f">= {least:g}",
                     "measured": round(float(row[column]), 2),
-                    "met": bool(row[column] >= least),
+                    # above the roofline's limit: a measurement warning, not a target met
+                    "met": bool(
+                        row[column] >= least
+                        and (column != "roofline_fraction" or row[column] <= ROOFLINE_LIMIT)
+                    ),
                 }
             )
     for label, key, most in STARTUP_TARGETS if startup else ():
@@ -1122,7 +1256,7 @@ def table(frame, *, latency=False, kinds=("optimizer", "norm"), implementations=
         out["p90"] = [_format_time(t) for t in rows["time_p90_s"]]
     else:
         out["GB/s"] = rows["gbps"].round(1)
-        out["roof"] = rows["roofline_fraction"].round(2)
+        out["roof"] = [_format_fraction(f) for f in rows["roofline_fraction"]]
     for column in ratio_columns:
         out[column] = rows[column].round(2)
     return out.reset_index(drop=True)

@@ -1,12 +1,14 @@
 """STREAM kernels: results, byte model, working-set sizing, the roofline measurement's checks."""
 
 import math
+import os
 
 import numba
 import numpy as np
 import pytest
 
 from optbench import bandwidth
+from optbench.spec import Pass, SpecError
 
 DTYPES = (np.float32, np.float64)
 # one element, less than a chunk, and two chunks and a tail (the parallel kernels' blocks)
@@ -140,3 +142,102 @@ def test_roofline_restores_the_thread_count():
 def test_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# access patterns
+# --------------------------------------------------------------------------------------------
+PATTERNS = (
+    Pass(reads=1, updates=1),
+    Pass(reads=1, updates=3),
+    Pass(reads=3, updates=3),
+    Pass(reads=2, writes=1),
+    Pass(updates=2),
+    Pass(reads=1, updates=1, writes=2),
+)
+
+
+def _pattern_arrays(rng, p, n, dtype):
+    return tuple(
+        rng.standard_normal((count, n)).astype(dtype) for count in (p.reads, p.updates, p.writes)
+    )
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", PATTERNS, ids=lambda p: p.label)
+def test_pass_kernel(p, dtype, n, parallel, rng):
+    """Each element: ``a`` = the sum of the read arrays (the scalar without any), then
+    ``u += s a`` for every updated array and ``w = s a`` for every written one."""
+    read, update, write = _pattern_arrays(rng, p, n, dtype)
+    before = update.copy()
+    s = dtype(-1.5)
+    bandwidth.pass_functions(p)[parallel](read, update, write, n, -1.5)
+    total = np.full(n, s, dtype)
+    if p.reads:
+        total = read[0].copy()
+        for row in read[1:]:
+            total = total + row  # left to right, in the dtype, as the kernel adds
+    for k in range(p.updates):
+        _assert_sum_close(update[k], before[k], s * total, dtype)
+    for k in range(p.writes):
+        np.testing.assert_array_equal(write[k], s * total)
+    assert update.dtype == write.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pass_kernels_serial_and_parallel_agree_bitwise(dtype, rng):
+    p = Pass(reads=2, updates=2, writes=1)
+    n = 3 * bandwidth.CHUNK_ELEMENTS + 5
+    arrays = _pattern_arrays(rng, p, n, dtype)
+    copies = tuple(a.copy() for a in arrays)
+    serial, parallel = bandwidth.pass_functions(p)
+    serial(*arrays, n, 0.5)
+    parallel(*copies, n, 0.5)
+    for a, b in zip(arrays, copies, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pattern_call_runs_every_pass_and_stays_bounded():
+    passes = (Pass(reads=1, writes=1), Pass(reads=2, writes=1))
+    call = bandwidth.make_pattern_call(passes, 1000, "float32", parallel=False)
+    (read, _, write), _ = call.arrays
+    # the call made while building it, with the scalar negated (the sign alternates)
+    np.testing.assert_array_equal(write[0], np.float32(-bandwidth.SCALAR) * read[0])
+    adam = bandwidth.make_pattern_call((Pass(reads=1, updates=3),), 1000, "float64", True)
+    start = adam.arrays[0][1].copy()
+    for _ in range(201):  # the scalar's sign alternates: the updates cancel every two calls
+        adam()
+    assert np.all(np.isfinite(adam.arrays[0][1]))
+    assert np.max(np.abs(adam.arrays[0][1] - start)) < 10
+
+
+def test_pattern_byte_model_and_labels():
+    adam, layer = (Pass(reads=1, updates=3),), (Pass(reads=1, writes=1), Pass(reads=2, writes=1))
+    assert bandwidth.pattern_bytes(adam, 1000, "float32") == 7 * 1000 * 4
+    assert bandwidth.pattern_bytes(layer, 10, "float64") == 5 * 10 * 8
+    assert bandwidth.pattern_arrays(adam) == 4 and bandwidth.pattern_arrays(layer) == 5
+    assert bandwidth.pattern_label(adam) == "1r 3u"
+    assert bandwidth.pattern_label(layer) == "1r 1w + 2r 1w"
+    with pytest.raises(TypeError, match="passes"):
+        bandwidth.pattern_bytes((), 10, "float32")
+    with pytest.raises(TypeError, match="passes"):
+        bandwidth.make_pattern_call(["1r 3u"], 10, "float32", False)
+
+
+def test_pattern_kernels_are_generated_once_into_the_cache_directory():
+    p = Pass(reads=1, updates=3)
+    assert bandwidth.pass_functions(p) is bandwidth.pass_functions(p)
+    files = os.listdir(bandwidth.pattern_directory())
+    assert any(name.startswith("optbench_pattern_r1_u3_w0_") for name in files)
+    assert not [name for name in files if name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize(
+    ("counts", "match"),
+    [({"reads": -1}, "reads"), ({"updates": True}, "updates"), ({}, "touches no array")],
+)
+def test_a_bad_pass_is_refused(counts, match):
+    with pytest.raises(SpecError, match=match):
+        Pass(**counts)

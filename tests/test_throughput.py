@@ -1,6 +1,7 @@
 """The throughput instrument on tiny configurations: rows, columns, arithmetic, CLI. No timed
 assertions: only what must hold whatever the machine's speed."""
 
+import dataclasses
 import math
 import os
 import platform
@@ -11,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optbench import cli, optim, registry, throughput
+from optbench import cli, optim, registry, testing, throughput
+from optbench.spec import Pass
 
 TINY = {
     "threads": 2,
@@ -43,13 +45,20 @@ def test_one_row_per_case(tiny):
     norm_rows = tiny[tiny["kind"] == "norm"]
     assert len(norm_rows) == 2 * 3  # 2 layers x (optbench + 2 peers)
     assert set(norm_rows["layout"]) == {"8x16"}
-    # every group has the STREAM kernels, serial and parallel
-    groups = tiny["group"].unique()
-    assert len(groups) == 2 * 2 + 2
-    for group in groups:
-        stream = tiny[(tiny["group"] == group) & (tiny["kind"] == "stream")]
-        assert len(stream) == 6
-        assert set(stream["case"]) == {f"stream {k}" for k in throughput.STREAM_KERNELS}
+    # one roofline per access pattern and size, serial and parallel: Adam's and SGD's at each
+    # size, and one the two layers share
+    roofline = tiny[tiny["kind"] == "roofline"]
+    assert set(roofline["group"]) == {
+        "roofline 1r 3u float32 1000",
+        "roofline 1r 1u float32 1000",
+        "roofline 1r 3u float32 2600",
+        "roofline 1r 1u float32 2600",
+        "roofline 1r 1w + 2r 1w float32 128",
+    }
+    assert len(roofline) == 5 * 2
+    assert set(roofline["implementation"]) == {"numba serial", "numba parallel"}
+    assert not (tiny["kind"] == "stream").any()  # the STREAM kernels only when asked
+    assert len(tiny["group"].unique()) == 2 * 2 + 2 + 5
 
 
 def test_columns_and_environment(tiny):
@@ -71,13 +80,28 @@ def test_rates_are_bytes_and_elements_over_time(tiny):
     assert (tiny["time_p25_s"] <= tiny["time_s"]).all()
     assert (tiny["time_s"] <= tiny["time_p75_s"]).all()
     assert (tiny["time_p75_s"] <= tiny["time_p90_s"]).all()
-    assert (tiny["rounds"] == TINY["repeats"]).all()
+    cases = tiny[tiny["kind"] != "roofline"]
+    assert (cases["rounds"] == TINY["repeats"]).all()
+    # a roofline is timed in every group that shares it: the two layers' twice as often
+    roofline = tiny[tiny["kind"] == "roofline"].set_index("group")["rounds"]
+    assert (roofline.loc["roofline 1r 1w + 2r 1w float32 128"] == 2 * TINY["repeats"]).all()
 
 
-def test_roofline_is_the_best_stream_update_of_the_group(tiny):
-    for _, group in tiny.groupby("group"):
-        update = group[group["case"] == "stream update"]["gbps"].max()
-        assert (group["roofline_gbps"] == update).all()
+def test_each_row_has_the_roofline_of_its_passes(tiny):
+    """Adam's rows (every implementation and layout) at a size share the roofline of one read
+    and three updated arrays, which is the rate of the fastest batch of its kernels: at least
+    the median rate of either."""
+    roofline = tiny[tiny["kind"] == "roofline"]
+    for case, label in (("adam", "1r 3u"), ("sgd", "1r 1u")):
+        for n in TINY["sizes"]:
+            rows = tiny[(tiny["case"] == case) & (tiny["n"] == n)]
+            own = roofline[roofline["group"] == f"roofline {label} float32 {n}"]
+            assert rows["roofline_gbps"].nunique() == 1
+            assert (own["roofline_gbps"] == rows["roofline_gbps"].iloc[0]).all()
+            assert (own["gbps"] <= own["roofline_gbps"] * (1 + 1e-12)).all()
+            assert (own["bytes"] == rows["bytes"].iloc[0]).all()
+    norms = tiny[tiny["kind"] == "norm"]
+    assert norms["roofline_gbps"].nunique() == 1 and norms["roofline_gbps"].notna().all()
 
 
 def test_byte_model(tiny):
@@ -94,10 +118,54 @@ def test_two_pass_specs_declare_their_traffic():
     assert throughput.optimizer_words(optim.LARS([np.zeros(3)])) == 5
     assert throughput.optimizer_words(optim.LARS([np.zeros(3)], momentum=0.9)) == 7
     assert throughput.optimizer_words(optim.Adam([np.zeros(3)], amsgrad=True)) == 9
+    assert throughput.optimizer_passes(optim.LAMB([np.zeros(3)])) == (
+        Pass(reads=2, updates=2),
+        Pass(reads=2, updates=1),
+    )
+    # the usual pass, from the state declaration: read g, update p and each buffer in use
+    assert throughput.optimizer_passes(optim.Adam([np.zeros(3)])) == (Pass(reads=1, updates=3),)
+    assert throughput.optimizer_passes(optim.SGD([np.zeros(3)])) == (Pass(reads=1, updates=1),)
+
+
+def test_a_spec_whose_traffic_is_not_passes_is_named():
+    spec = dataclasses.replace(registry.get("adam"), name="leaky", traffic=lambda options: 7)
+    with pytest.raises(TypeError, match="optimizer 'leaky': traffic"):
+        throughput.optimizer_passes(optim.make(spec, [np.zeros(3)]))
+    # and the conformance checks (optbench check) report it as the traffic check's failure
+    failures = testing.run_checks(spec, checks=["traffic"])
+    assert [(f.spec, f.check) for f in failures] == [("leaky", "traffic")]
+    assert "must give a tuple of spec.Pass" in failures[0].message
+
+
+def test_roofline_warnings_mark_fractions_above_the_limit():
+    frame = pd.DataFrame(
+        [
+            {
+                **_target_row("adam", "optimizer", 30_000_000, "flat"),
+                "gbps": gbps,
+                "roofline_gbps": 40.0,
+                "roofline_fraction": gbps / 40.0,
+                "time_s": 0.01,
+                "time_p25_s": 0.01,
+                "time_p75_s": 0.01,
+                "implementation": implementation,
+            }
+            for implementation, gbps in (("optbench", 38.0), ("torch fused", 44.0))
+        ]
+    )
+    warnings = throughput.roofline_warnings(frame)
+    assert warnings == [
+        "adam float32 3e7 flat, torch fused: 44.0 GB/s against a roofline of 40.0 GB/s (1.10)"
+    ]
+    assert list(throughput.table(frame)["roof"]) == ["0.95", "1.10!"]
+    frame.loc[0, "roofline_fraction"] = 1.2
+    result = throughput.targets(frame).set_index("case")
+    assert result.loc["adam 3e7 flat", "measured"] == 1.2
+    assert not result.loc["adam 3e7 flat", "met"]  # a warning, not a result
 
 
 def test_peer_ratios(tiny):
-    for _, group in tiny[tiny["kind"] != "stream"].groupby(["group", "layout"]):
+    for _, group in tiny[tiny["kind"] != "roofline"].groupby(["group", "layout"]):
         times = group.set_index("implementation")["time_s"]
         for _, row in group.iterrows():
             assert row["vs_numpy_reference"] == pytest.approx(
@@ -237,7 +305,7 @@ def test_cli_writes_the_csv(tmp_path, capsys):
     )
     assert status == 0
     frame = pd.read_csv(out)
-    assert set(frame["case"]) >= {"sgd", "rms_norm", "stream update"}
+    assert set(frame["case"]) >= {"sgd", "rms_norm", "roofline"}
     assert not [p for p in os.listdir(out.parent) if p != "tp.csv"]  # no temporary left
     printed = capsys.readouterr().out
     assert "Throughput" in printed and "sgd" in printed and f"wrote {len(frame)} rows" in printed

@@ -1,10 +1,12 @@
 """``optbench throughput``: kernel speed against the memory roofline and against the peers.
 
 Prints one table of the hot timings (optimizers and normalization layers, see
-:func:`optbench.throughput.table`), one of the training steps of whole networks against the
-same networks in torch (``--training``), one of the dispatch latencies (hot and after the threads
-idled) unless ``--no-latency``, the start-up costs with ``--startup``, and writes every row to
-``--out`` as CSV (:func:`optbench.tables.write_csv`: atomically, floats exact), a path checked
+:func:`optbench.throughput.table`), one of the rooflines (the STREAM-style kernel of each
+access pattern) and the measurement warnings (rows above 1.05 of their roofline), one of the
+training steps of whole networks against the same networks in torch (``--training``), one of
+the dispatch latencies (hot and after the threads idled) unless ``--no-latency``, the
+start-up costs with ``--startup``, and writes every row to ``--out`` as CSV
+(:func:`optbench.tables.write_csv`: atomically, floats exact), a path checked
 before anything is measured.
 
 Example, the targets of issue 8 (2 threads, float32)::
@@ -156,6 +158,18 @@ def command(args):
             f"{environment['torch'] or 'not installed'}; {options['threads']} threads\n"
         )
     _print_table("Throughput (hot, median per call)", throughput.table(frame))
+    _print_table(
+        "Rooflines (STREAM-style kernels of each access pattern, r: arrays read, u: updated "
+        "in place, w: written; the roofline is the fastest batch of serial or parallel)",
+        throughput.table(frame, kinds=("roofline",)),
+    )
+    warnings = throughput.roofline_warnings(frame)
+    if warnings:
+        print(
+            f"Measurement warnings: {len(warnings)} rows above {throughput.ROOFLINE_LIMIT} of "
+            "their roofline (marked !), which should bound them: not results; measure again"
+        )
+        print("\n".join(f"  {line}" for line in warnings) + "\n")
     if options["training"]:
         steps = throughput.table(frame, kinds=("training",)).drop(columns=["GB/s", "roof", "n"])
         _print_table("Training step (forward, loss, backward, Adam; median per step)", steps)

@@ -3,7 +3,8 @@ memory roofline, side-by-side ratios against peers, and each optimizer's per-ste
 ranking.
 
 The measurement itself is :func:`optbench.throughput.measure` (interleaved timing rounds,
-the STREAM roofline measured beside every size, the peers in the same process); its table is
+the roofline of each access pattern measured beside every size, the peers in the same
+process); its table is
 brought to the columns of :mod:`optbench.report.speed_table` (:func:`normalize`).
 """
 
@@ -56,6 +57,7 @@ def measure_profile(profile, *, threads=None, progress=True, cache_dir=None):
     spec = profile.throughput
     threads = numba.get_num_threads() if threads is None else threads
     key = {
+        "method": measurement.METHOD,
         "spec": dataclasses.asdict(spec),
         "optimizers": list(profile.optimizers),
         "sizes": problem_sizes(profile),
@@ -243,8 +245,9 @@ def sections(report, speeds):
         "Time per optimizer step of each fused kernel (median and IQR over interleaved timing "
         f"repeats, Numba threads: {threads}), as elements and bytes per second: the bytes a "
         "step must move (each parameter, gradient and state array read once, each updated "
-        "array written once) over the time. The dashed roofline is the machine's measured "
-        "rate for an in-place STREAM-style update on the same working set. The measurement "
+        "array written once) over the time. The dashed roofline is the best sustained rate of "
+        "a STREAM-style kernel with the same arrays read and updated, at the same size. The "
+        "measurement "
         "is kept under `runs/throughput/` and reused by later builds; delete it to measure "
         "again.",
     )
