@@ -9,7 +9,8 @@ temporaries. ``Bandwidth.track_stream_fraction`` is the achieved memory rate of 
 fraction of its roofline, as ``optbench throughput`` measures it: the STREAM-style kernel of
 the step's passes (``throughput.optimizer_passes``) over arrays of the same size, serial and
 parallel, timed alternately with the step in the same process (a ratio stays meaningful on a
-noisy machine), its fastest batch against the step's median batch. Peers
+noisy machine): the median over samples of the roofline's time (the better of its serial and
+parallel kernels) over the step's in the same sample. Peers
 on the same grid: the NumPy reference (``optbench.reference``, one array at
 a time) and ``torch.optim`` with ``foreach=True`` and with ``fused=True`` for the optimizers of
 the same class name (skipped when torch is absent or lacks the combination).
@@ -153,17 +154,20 @@ class Bandwidth:
         ]
 
     def track_stream_fraction(self, *_):
-        # the bytes of a step and of its roofline are the same: the fraction is a time ratio
+        # the bytes of a step and of its roofline are the same: the fraction is a time ratio,
+        # paired sample by sample so that the machine's drift falls on both
         step, grads = self.step, self.grads
-        step_times, roofline_times = [], []
+        fractions = []
         for _ in range(self.samples):
             start = time.perf_counter()
             for _ in range(self.steps):
                 step(grads)
-            step_times.append((time.perf_counter() - start) / self.steps)
+            step_time = (time.perf_counter() - start) / self.steps
+            roofline_times = []
             for call in self.roofline:
                 start = time.perf_counter()
                 for _ in range(self.steps):
                     call()
                 roofline_times.append((time.perf_counter() - start) / self.steps)
-        return float(min(roofline_times) / np.median(step_times))
+            fractions.append(min(roofline_times) / step_time)
+        return float(np.median(fractions))

@@ -70,11 +70,13 @@ same size and dtype (:func:`optimizer_passes`, from the spec's state declaration
 three in place, for a layer one pass reading one array and writing another, then one reading
 two and writing one (:func:`optbench.bandwidth.make_pattern_call`). A DRAM's rate depends on
 the mix of reads and writes, so one kernel cannot stand for every pattern. The kernel of a
-pattern is timed serial and parallel in every group that needs it, round-robin with the
-group's cases, and shared by every group of the same dtype and size (Adam, AdamW and NAdam
-share theirs); its rate is the best sustained over all those batches (:func:`sustained_time`:
-the fastest batch's median call), not the median of all: a limit, which a kernel's median
-rate should not exceed. ``roofline`` rows report the pattern kernels themselves.
+pattern is built once per dtype and size and timed, serial and parallel, in every group that
+needs it (Adam, AdamW and NAdam share theirs), round-robin with the group's cases; in each
+round the roofline is the better of its two batches, a limit no implementation of the
+pattern should beat, and a row's fraction is the median over rounds of the roofline's time
+over the row's. The machine's memory rate drifts by tens of percent over minutes on a shared
+machine; pairing each row with the roofline of the same round takes the drift out of the
+ratio. ``roofline`` rows report the pattern kernels themselves.
 
 Columns
 -------
@@ -95,12 +97,15 @@ mode
     "hot", or for :func:`dispatch_latency` "after sleep" and "after work".
 time_s, time_p25_s, time_p75_s, time_p90_s
     Median seconds per call and its percentiles.
+sustained_s
+    The fastest batch's median call (:func:`sustained_time`): the best the row sustained.
 calls_per_batch, rounds, bytes, working_set_bytes
     ``bytes`` per call by the byte model above.
 elements_per_s, gbps, roofline_gbps, roofline_fraction
     ``n / time_s``; ``bytes / time_s / 1e9``; the roofline of the row's passes at its size
-    (below); ``gbps / roofline_gbps``, at most 1 up to noise: a fraction above
-    ``ROOFLINE_LIMIT`` (1.05) is a measurement warning (:func:`roofline_warnings`).
+    (below); the median over the group's rounds of the roofline's time over the row's in
+    the same round, at most 1 up to noise: above ``ROOFLINE_LIMIT`` (1.05) a measurement
+    warning (:func:`roofline_warnings`).
 vs_<peer>, vs_flat
     The peer's time divided by this row's, in the same group (above 1 this row is faster);
     for the 100-array layout, the same implementation's time on one flat array divided by
@@ -169,6 +174,7 @@ COLUMNS = (
     "time_p25_s",
     "time_p75_s",
     "time_p90_s",
+    "sustained_s",
     "calls_per_batch",
     "rounds",
     "bytes",
@@ -179,6 +185,8 @@ COLUMNS = (
     "roofline_fraction",
 )
 MAX_CALLS_PER_BATCH = 100_000
+# a batch's median is its sustained time: with 3 calls one outlier cannot set it
+MIN_CALLS_PER_BATCH = 3
 KEPT_FREED_BYTES = 1 << 30
 
 
@@ -514,7 +522,8 @@ def _stream_cases(working_set_bytes, dtype, threads, kernels):
 # timing
 # --------------------------------------------------------------------------------------------
 def _calibrate(case, min_batch_seconds):
-    """Fix the batch length from the median of three calls (one may stall)."""
+    """Fix the batch length from the median of three calls (one may stall): calls lasting
+    ``min_batch_seconds``, at least ``MIN_CALLS_PER_BATCH``."""
     durations = []
     for _ in range(3):
         start = time.perf_counter()
@@ -522,7 +531,7 @@ def _calibrate(case, min_batch_seconds):
         durations.append(time.perf_counter() - start)
     single = max(sorted(durations)[1], 1e-9)
     case.calls_per_batch = int(
-        min(max(1, math.ceil(min_batch_seconds / single)), MAX_CALLS_PER_BATCH)
+        min(max(MIN_CALLS_PER_BATCH, math.ceil(min_batch_seconds / single)), MAX_CALLS_PER_BATCH)
     )
 
 
@@ -537,19 +546,25 @@ def _time_batch(case, settle_seconds):
         call()
         samples.append(clock() - start)
     case.batch_medians.append(float(np.median(samples[first:])))
+    return case.batch_medians[-1]
 
 
 def _run_rounds(cases, repeats, min_batch_seconds, settle_seconds):
     """Time every case ``repeats`` times, round-robin, rotating the starting case. A case
-    timed before (a roofline shared by groups) keeps its batch length."""
+    timed before (a roofline shared by groups) keeps its batch length. Returns the rounds,
+    each a dict ``id(case) -> that batch's median call``."""
     for case in cases:
         if not case.rounds:
             _calibrate(case, min_batch_seconds)
+    rounds = []
     for round_index in range(repeats):
         shift = round_index % len(cases)
+        timed = {}
         for case in cases[shift:] + cases[:shift]:
-            _time_batch(case, settle_seconds)
+            timed[id(case)] = _time_batch(case, settle_seconds)
             case.rounds += 1
+        rounds.append(timed)
+    return rounds
 
 
 def _rows(cases, threads, mode="hot"):
@@ -572,6 +587,9 @@ def _rows(cases, threads, mode="hot"):
                 "time_p25_s": float(np.percentile(samples, 25)),
                 "time_p75_s": float(np.percentile(samples, 75)),
                 "time_p90_s": float(np.percentile(samples, 90)),
+                "sustained_s": (
+                    sustained_time(case.batch_medians) if case.batch_medians else math.nan
+                ),
                 "calls_per_batch": case.calls_per_batch,
                 "rounds": case.rounds,
                 "bytes": case.bytes,
@@ -584,21 +602,30 @@ def _rows(cases, threads, mode="hot"):
     return rows
 
 
-def _with_roofline(rows, roofline_cases):
-    """Each row's roofline: the rate of its passes' STREAM-style kernel at its size, the best
-    sustained over every batch of the serial and parallel kernels (``roofline_cases``, keyed
-    by (passes, dtype, n)); NaN for a row without passes. Its fraction: ``gbps / roofline``."""
-    seconds = {
-        key: min(sustained_time(case.batch_medians) for case in cases)
-        for key, cases in roofline_cases.items()
-    }
-    for row in rows:
-        key = (row.pop("passes", ()), row["dtype"], row["n"])
-        roofline = math.nan
-        if key in seconds:
-            roofline = bandwidth.pattern_bytes(key[0], key[2], key[1]) / seconds[key] / 1e9
+def _with_roofline(rows, cases, roofline_cases, rounds):
+    """Each row's roofline and fraction, paired round by round with the kernel of its passes
+    (``roofline_cases``, keyed by (passes, dtype, n)): in each of ``rounds`` the roofline's
+    time is the better of its serial and parallel batches, and the row's fraction in that
+    round the roofline's time over the row's. ``roofline_gbps``: the pattern's bytes over the
+    median of the roofline's times; ``roofline_fraction``: the median of the fractions, so
+    that a slow or fast phase of the machine, which lasts longer than a round, falls on both
+    alike. NaN for a row without passes (the STREAM kernels, a training step)."""
+    for row, case in zip(rows, cases, strict=True):
+        row.pop("passes", None)
+        key = (case.passes, case.dtype, case.n)
+        roofline = fraction = math.nan
+        if key in roofline_cases:
+            limit = roofline_cases[key]
+            paired = [
+                (min(timed[id(c)] for c in limit), timed[id(case)])
+                for timed in rounds
+                if id(case) in timed and all(id(c) in timed for c in limit)
+            ]
+            best = np.median([roof for roof, _ in paired])
+            roofline = bandwidth.pattern_bytes(case.passes, case.n, case.dtype) / best / 1e9
+            fraction = float(np.median([roof / own for roof, own in paired]))
         row["roofline_gbps"] = roofline
-        row["roofline_fraction"] = row["gbps"] / roofline
+        row["roofline_fraction"] = fraction
     return rows
 
 
@@ -608,8 +635,8 @@ def roofline_warnings(frame):
     over = frame[frame["roofline_fraction"] > ROOFLINE_LIMIT]
     return [
         f"{row.case} {row.dtype} {_format_size(row.n)} {row.layout}, {row.implementation}: "
-        f"{row.gbps:.1f} GB/s against a roofline of {row.roofline_gbps:.1f} GB/s "
-        f"({row.roofline_fraction:.2f})"
+        f"{row.gbps:.1f} GB/s against a roofline of {row.roofline_gbps:.1f} GB/s (median of "
+        f"its rounds' fractions {row.roofline_fraction:.2f})"
         for row in over.itertuples()
     ]
 
@@ -785,12 +812,13 @@ def measure(
         # groups of one working-set class (dtype and size) in a row, so that a roofline is
         # measured across them and freed after; the rows are put back in order at the end
         order = sorted(range(len(groups)), key=lambda i: _size_class(groups[i]))
-        roofline_cases, class_rows, current = {}, [], None
+        roofline_cases, class_rows, class_rounds, current = {}, [], [], None
         for step, index in enumerate(order):
             kind, name, dtype, size = groups[index]
             if _size_class(groups[index]) != current:
-                rows += _finish_class(class_rows, roofline_cases, threads)
-                roofline_cases, class_rows, current = {}, [], _size_class(groups[index])
+                rows += _finish_class(class_rows, roofline_cases, class_rounds, threads)
+                roofline_cases, class_rows, class_rounds = {}, [], []
+                current = _size_class(groups[index])
                 gc.collect()
             if progress is not None:
                 progress(f"[{step + 1}/{len(groups)}] {name} {dtype} {size}")
@@ -819,12 +847,14 @@ def measure(
                     roofline_cases[key] = _roofline_cases(*key, threads)
                 cases += roofline_cases[key]
             with blas:
-                _run_rounds(cases, repeats, min_batch_seconds, settle_seconds)
+                rounds = _run_rounds(cases, repeats, min_batch_seconds, settle_seconds)
+            class_rounds += rounds
             shared = {id(c) for shared in roofline_cases.values() for c in shared}
-            for row in _rows([c for c in cases if id(c) not in shared], threads):
+            own = [c for c in cases if id(c) not in shared]
+            for row in _with_roofline(_rows(own, threads), own, roofline_cases, rounds):
                 class_rows.append((index, row))
-            del cases
-        rows += _finish_class(class_rows, roofline_cases, threads)
+            del cases, own
+        rows += _finish_class(class_rows, roofline_cases, class_rounds, threads)
         rows.sort(key=lambda item: item[0])  # stable: each group's rows stay in order
         rows = [row for _, row in rows]
         gc.collect()
@@ -850,15 +880,14 @@ def _size_class(group):
     return ("optimizer", "norm", "training").index(kind), dtype, size
 
 
-def _finish_class(class_rows, roofline_cases, threads):
-    """The rows of one working-set class, ``(group index, row)`` pairs, with their roofline;
-    the roofline kernels' own rows follow the class's last group."""
+def _finish_class(class_rows, roofline_cases, class_rounds, threads):
+    """The rows of one working-set class, ``(group index, row)`` pairs, and after its last
+    group the roofline kernels' own rows, paired over every round of the class."""
     if not class_rows:
         return []
-    rows = [row for _, row in class_rows]
     last = max(index for index, _ in class_rows)
-    own = _rows([case for cases in roofline_cases.values() for case in cases], threads)
-    _with_roofline(rows + own, roofline_cases)
+    kernels = [case for cases in roofline_cases.values() for case in cases]
+    own = _with_roofline(_rows(kernels, threads), kernels, roofline_cases, class_rounds)
     return class_rows + [(last, row) for row in own]
 
 

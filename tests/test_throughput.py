@@ -74,9 +74,8 @@ def test_columns_and_environment(tiny):
 def test_rates_are_bytes_and_elements_over_time(tiny):
     np.testing.assert_allclose(tiny["gbps"], tiny["bytes"] / tiny["time_s"] / 1e9)
     np.testing.assert_allclose(tiny["elements_per_s"], tiny["n"] / tiny["time_s"])
-    np.testing.assert_allclose(
-        tiny["roofline_fraction"], tiny["gbps"] / tiny["roofline_gbps"], rtol=1e-12
-    )
+    # the best batch's median call is no slower than the median of all calls
+    assert (tiny["sustained_s"] <= tiny["time_s"] * (1 + 1e-12)).all()
     assert (tiny["time_p25_s"] <= tiny["time_s"]).all()
     assert (tiny["time_s"] <= tiny["time_p75_s"]).all()
     assert (tiny["time_p75_s"] <= tiny["time_p90_s"]).all()
@@ -89,8 +88,8 @@ def test_rates_are_bytes_and_elements_over_time(tiny):
 
 def test_each_row_has_the_roofline_of_its_passes(tiny):
     """Adam's rows (every implementation and layout) at a size share the roofline of one read
-    and three updated arrays, which is the rate of the fastest batch of its kernels: at least
-    the median rate of either."""
+    and three updated arrays, timed in the same rounds; the roofline's own rows are at most 1
+    of it (in each round it is the better of its serial and parallel kernels)."""
     roofline = tiny[tiny["kind"] == "roofline"]
     for case, label in (("adam", "1r 3u"), ("sgd", "1r 1u")):
         for n in TINY["sizes"]:
@@ -98,10 +97,13 @@ def test_each_row_has_the_roofline_of_its_passes(tiny):
             own = roofline[roofline["group"] == f"roofline {label} float32 {n}"]
             assert rows["roofline_gbps"].nunique() == 1
             assert (own["roofline_gbps"] == rows["roofline_gbps"].iloc[0]).all()
-            assert (own["gbps"] <= own["roofline_gbps"] * (1 + 1e-12)).all()
+            # in every round the roofline is the better of its serial and parallel kernels
+            assert (own["roofline_fraction"] <= 1.0).all()
+            assert rows["roofline_fraction"].notna().all()
             assert (own["bytes"] == rows["bytes"].iloc[0]).all()
     norms = tiny[tiny["kind"] == "norm"]
-    assert norms["roofline_gbps"].nunique() == 1 and norms["roofline_gbps"].notna().all()
+    # the two layers share one roofline kernel, each paired with it in its own rounds
+    assert norms["roofline_gbps"].notna().all() and norms["roofline_fraction"].notna().all()
 
 
 def test_byte_model(tiny):
@@ -143,6 +145,8 @@ def test_roofline_warnings_mark_fractions_above_the_limit():
             {
                 **_target_row("adam", "optimizer", 30_000_000, "flat"),
                 "gbps": gbps,
+                "bytes": 7 * 30_000_000 * 4,
+                "sustained_s": 7 * 30_000_000 * 4 / gbps / 1e9,
                 "roofline_gbps": 40.0,
                 "roofline_fraction": gbps / 40.0,
                 "time_s": 0.01,
@@ -155,7 +159,8 @@ def test_roofline_warnings_mark_fractions_above_the_limit():
     )
     warnings = throughput.roofline_warnings(frame)
     assert warnings == [
-        "adam float32 3e7 flat, torch fused: 44.0 GB/s against a roofline of 40.0 GB/s (1.10)"
+        "adam float32 3e7 flat, torch fused: 44.0 GB/s against a roofline of 40.0 GB/s (median "
+        "of its rounds' fractions 1.10)"
     ]
     assert list(throughput.table(frame)["roof"]) == ["0.95", "1.10!"]
     frame.loc[0, "roofline_fraction"] = 1.2
