@@ -157,7 +157,7 @@ NORM_PASSES = (Pass(reads=1, writes=1), Pass(reads=2, writes=1))
 # a fraction of the roofline above this is a measurement warning, not a result
 ROOFLINE_LIMIT = 1.05
 # what a stored measurement was made with: a report measures again when it changes
-METHOD = "roofline of each access pattern, fastest batch"
+METHOD = "roofline of each access pattern, paired by round"
 LATENCY_MODES = ("hot", "after sleep", "after work")
 LATENCY_IMPLEMENTATIONS = ("optbench serial", "optbench parallel", "optbench", "torch fused")
 COLUMNS = (
