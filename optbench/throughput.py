@@ -185,7 +185,7 @@ COLUMNS = (
     "roofline_fraction",
 )
 MAX_CALLS_PER_BATCH = 100_000
-# a batch's median is its sustained time: with 3 calls one outlier cannot set it
+# a batch's time is its median call: with 3 calls one outlier cannot set it
 MIN_CALLS_PER_BATCH = 3
 KEPT_FREED_BYTES = 1 << 30
 
@@ -491,9 +491,9 @@ def _roofline_cases(passes, dtype, n, threads):
 
 
 def sustained_time(batch_medians):
-    """The roofline's time per call: the fastest batch's median call (``batch_medians``, one
-    per timed batch), the best rate the pattern sustained over a batch, measured as the rows
-    are (a median of single calls, which a preempted call does not move)."""
+    """A row's fastest batch: the least of its batches' median calls (``batch_medians``, one
+    per timed batch), the best it sustained over a batch (the ``sustained_s`` column; the
+    roofline fraction pairs rounds instead, :func:`_with_roofline`)."""
     return float(np.min(batch_medians))
 
 

@@ -160,7 +160,7 @@ def command(args):
     _print_table("Throughput (hot, median per call)", throughput.table(frame))
     _print_table(
         "Rooflines (STREAM-style kernels of each access pattern, r: arrays read, u: updated "
-        "in place, w: written; the roofline is the fastest batch of serial or parallel)",
+        "in place, w: written; in each round the roofline is the better of serial and parallel)",
         throughput.table(frame, kinds=("roofline",)),
     )
     warnings = throughput.roofline_warnings(frame)

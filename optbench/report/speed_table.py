@@ -15,8 +15,9 @@ seconds_q25, _q75      its interquartile range over the timing rounds
 repeats                timing rounds
 gb_per_s               bytes the step must move / seconds / 1e9
 elements_per_s         n_elements / seconds
-roofline_gb_per_s      the best sustained rate of a STREAM-style kernel of the row's access
-                       pattern (arrays read, updated, written) at its size
+roofline_gb_per_s      the rate of a STREAM-style kernel of the row's access pattern (arrays
+                       read, updated, written) at its size: the median over the row's timing
+                       rounds of the better of its serial and parallel batches
 =====================  ====================================================================
 """
 

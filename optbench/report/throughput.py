@@ -245,10 +245,10 @@ def sections(report, speeds):
         "Time per optimizer step of each fused kernel (median and IQR over interleaved timing "
         f"repeats, Numba threads: {threads}), as elements and bytes per second: the bytes a "
         "step must move (each parameter, gradient and state array read once, each updated "
-        "array written once) over the time. The dashed roofline is the best sustained rate of "
-        "a STREAM-style kernel with the same arrays read and updated, at the same size. The "
-        "measurement "
-        "is kept under `runs/throughput/` and reused by later builds; delete it to measure "
+        "array written once) over the time. The dashed roofline is the rate of a STREAM-style "
+        "kernel with the same arrays read and updated, at the same size, timed in the same "
+        "rounds (the better of serial and parallel in each). The measurement is kept under "
+        "`runs/throughput/` and reused by later builds; delete it to measure "
         "again.",
     )
     report.figure(
